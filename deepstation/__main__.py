@@ -1,0 +1,5 @@
+import sys
+
+from deepstation.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""deepstation predict RUN_DIR INPUT [-o out.csv]"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "predict",
+                    "Predict with a finished run: INPUT is a CSV/Parquet file, an image, or a folder of images.",
+                    "deepstation predict runs/digits-cnn-20261127-101500 scans/ -o predictions.csv")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("input", metavar="INPUT")
+    p.add_argument("-o", "--output", metavar="FILE", help="write .csv or .parquet (default: CSV on stdout)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import sys
+
+    from deepstation import files
+    from deepstation.errors import DeepstationError
+    from deepstation.run import Run
+
+    if args.output and not args.output.lower().endswith((".csv", ".parquet")):
+        raise DeepstationError(f"-o {args.output}: expected a .csv or .parquet file name")
+    frame = Run.load(args.run_dir, device=args.device).predict(args.input)
+    # arrays (built-in images) do not belong in a CSV
+    frame = frame[[c for c in frame.columns if not _holds_arrays(frame[c])]]
+    if not args.output:
+        frame.to_csv(sys.stdout, index=False)
+    elif args.output.lower().endswith(".parquet"):
+        import io
+
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        files.write_bytes(args.output, buffer.getvalue())
+    else:
+        files.write_text(args.output, frame.to_csv(index=False))
+    if args.output:
+        print(f"{len(frame)} prediction(s) written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _holds_arrays(column) -> bool:
+    return column.dtype == object and len(column) > 0 and hasattr(column.iloc[0], "shape")

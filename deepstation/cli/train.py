@@ -1,0 +1,55 @@
+"""deepstation train TASK.yaml | --resume RUN_DIR"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "train", "Train a task's model, validate each epoch, test the best epoch.",
+                    "deepstation train examples/digits.yaml --epochs 5")
+    p.add_argument("task", nargs="?", help="the task YAML")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an unfinished run from its last checkpoint")
+    p.add_argument("--epochs", type=int, metavar="N", help="override trainer.epochs")
+    p.add_argument("--device", metavar="DEVICE", help="override trainer.device: cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: $DEEPSTATION_RUNS_DIR or runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.cli import render
+    from deepstation.errors import DeepstationError
+    from deepstation.run import train
+    from deepstation.train.progress import Bar, Silent
+
+    if bool(args.task) == bool(args.resume):
+        raise DeepstationError("train: pass a task YAML, or --resume RUN_DIR (not both)")
+    out = render.console(args.json)
+    progress = Silent() if args.quiet else Bar(out)
+    result = train(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir, resume=args.resume,
+                   progress=progress)
+    s = result.summary
+    for warning in warnings(s):
+        out.print(f"[yellow]warning:[/] {warning}")
+    if not args.quiet:
+        out.print(render.metrics_table(s["metrics"], f"{s['task']}: best epoch {s['best_epoch']} of {s['epochs']} "
+                                                     f"({s['stopped']}), {s['device']} {s['precision']}, "
+                                                     f"{s['seconds']:.1f} s"))
+        out.print(f"run folder: {s['run_dir']}")
+    if args.json:
+        render.print_json(s)
+    return 0
+
+
+def warnings(summary: dict) -> list[str]:
+    data = summary.get("data", {})
+    found = []
+    if data.get("skipped"):
+        found.append(f"{data['skipped']} sample(s) could not be decoded and were skipped (data.on_bad_sample: skip)")
+    for where, labels in data.get("unseen_labels", {}).items():
+        split, output = where.split("/")
+        shown = ", ".join(map(repr, labels[:5])) + (" ..." if len(labels) > 5 else "")
+        found.append(f"{split} rows of output `{output}` have label(s) {shown} never seen in training; "
+                     f"they count as misses")
+    return found

@@ -1,0 +1,340 @@
+"""The task schema: what goes in, what comes out, the model and the trainer.
+
+A task is YAML validated by pydantic. Unknown keys are rejected with the file, the key path and a
+"did you mean"; every error becomes one line (see `load_task`). No torch here: `deepstation schema`
+and `--help` stay fast.
+"""
+from __future__ import annotations
+
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deepstation.errors import DeepstationError, did_you_mean
+
+Activation = Literal["relu", "gelu", "silu", "tanh"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+class Split(Strict):
+    """Fractions of the rows held out for validation and test; deterministic by seed."""
+
+    valid: float = Field(0.15, ge=0, lt=1)
+    test: float = Field(0.15, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self):
+        if self.valid + self.test >= 1:
+            raise ValueError(f"valid + test must be below 1 to leave rows for training, got {self.valid} + {self.test}")
+        return self
+
+
+class Data(Strict):
+    source: str = Field(description="A CSV or Parquet file, a folder of images with an index CSV, or builtin:NAME")
+    index: str = Field("index.csv", description="For a folder source: the CSV inside it listing path,label rows")
+    split: Split = Split()
+    on_bad_sample: Literal["error", "skip"] = "error"
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+class TableInput(Strict):
+    name: str
+    type: Literal["table"]
+    columns: list[str] = Field(default_factory=list, description="Numeric columns, standardised on train")
+    categorical: list[str] = Field(default_factory=list, description="Category columns, learned as embeddings")
+
+    @model_validator(mode="after")
+    def _has_columns(self):
+        if not self.columns and not self.categorical:
+            raise ValueError("a table input needs `columns` (numeric) or `categorical`, or both")
+        return self
+
+
+class ImageInput(Strict):
+    name: str
+    type: Literal["image"]
+    column: str = Field(description="The column holding image paths (or arrays, for built-in sets)")
+    size: Optional[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]] = Field(
+        None, description="[height, width]; default: the first image's size")
+    channels: Optional[Literal[1, 3]] = Field(None, description="1 (grayscale) or 3 (RGB); default: the first image's")
+
+
+Input = Annotated[Union[TableInput, ImageInput], Field(discriminator="type")]
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+class CategoryOutput(Strict):
+    name: str
+    type: Literal["category"]
+    column: str
+
+
+class NumberOutput(Strict):
+    name: str
+    type: Literal["number"]
+    column: str
+    loss: Literal["mse", "huber"] = "mse"
+
+
+Output = Annotated[Union[CategoryOutput, NumberOutput], Field(discriminator="type")]
+
+
+# --- model ------------------------------------------------------------------------------------
+
+
+class MlpEncoder(Strict):
+    """The canonical feed-forward network: Linear -> activation -> dropout, `depth` times."""
+
+    kind: Literal["mlp"]
+    width: int = Field(128, ge=1)
+    depth: int = Field(2, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    activation: Activation = "relu"
+
+
+class CnnEncoder(Strict):
+    """Conv blocks (conv, batch norm, activation, pooling), channels doubling per block."""
+
+    kind: Literal["cnn"]
+    width: int = Field(32, ge=1)
+    depth: int = Field(3, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    activation: Activation = "relu"
+
+
+Encoder = Annotated[Union[MlpEncoder, CnnEncoder], Field(discriminator="kind")]
+
+# Which encoder kinds can read which input type; the first is the default.
+ENCODERS_FOR = {"table": ["mlp"], "image": ["cnn", "mlp"]}
+
+
+class Combiner(Strict):
+    kind: Literal["concat"] = "concat"
+    width: int = Field(0, ge=0, description="Hidden layer after concatenation; 0 for none")
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class ModelSpec(Strict):
+    encoders: dict[str, Encoder] = Field(default_factory=dict, description="Per input name; default by input type")
+    combiner: Combiner = Combiner()
+
+
+# --- trainer ----------------------------------------------------------------------------------
+
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
+
+
+class Trainer(Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="For sgd")
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    grad_clip: Optional[float] = Field(None, gt=0, description="Clip the gradient norm to this value")
+    monitor: str = Field("loss", description="Validation metric that picks the best epoch and drives early stopping")
+    patience: Optional[int] = Field(None, ge=1, description="Stop after this many epochs without improvement")
+    seed: int = 0
+    device: str = Field("auto", description="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    max_minutes: Optional[float] = Field(None, gt=0, description="Stop cleanly after the epoch that passes this")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(DEVICE_PATTERN, value):
+            raise ValueError(f"expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        return value
+
+
+# --- the task ---------------------------------------------------------------------------------
+
+
+class Task(Strict):
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    data: Data
+    inputs: list[Input] = Field(min_length=1)
+    outputs: list[Output] = Field(min_length=1)
+    model: ModelSpec = ModelSpec()
+    trainer: Trainer = Trainer()
+
+    def encoder_for(self, name: str):
+        """The encoder config of an input: the task's, or the default for its type."""
+        if name in self.model.encoders:
+            return self.model.encoders[name]
+        kind = ENCODERS_FOR[self.input(name).type][0]
+        return {"mlp": MlpEncoder, "cnn": CnnEncoder}[kind](kind=kind)
+
+    def input(self, name: str):
+        return next(i for i in self.inputs if i.name == name)
+
+
+def _semantic_checks(task: Task) -> None:
+    """Cross-field rules pydantic cannot express field by field; raises ValueError with a key path."""
+    names = [f.name for f in task.inputs] + [f.name for f in task.outputs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"inputs/outputs: the name `{dupes[0]}` is used twice; give each input and output its own name")
+    input_names = [i.name for i in task.inputs]
+    for name, enc in task.model.encoders.items():
+        if name not in input_names:
+            raise ValueError(f"model.encoders.{name}: no input is named `{name}`; inputs are {', '.join(input_names)}."
+                             + did_you_mean(name, input_names))
+        allowed = ENCODERS_FOR[task.input(name).type]
+        if enc.kind not in allowed:
+            raise ValueError(f"model.encoders.{name}.kind: `{enc.kind}` cannot encode a {task.input(name).type} "
+                             f"input; use {' or '.join(allowed)}")
+
+
+# --- loading and errors -----------------------------------------------------------------------
+
+
+def load_task(source: Union[str, Path, dict], *, base_dir: Union[str, Path, None] = None) -> Task:
+    """Read and validate a task from a YAML path or a dict; relative data paths resolve against the file."""
+    if isinstance(source, dict):
+        raw, label, base = source, "task", Path(base_dir or os.getcwd())
+    else:
+        path = Path(source)
+        label, base = str(path), path.resolve().parent
+        raw = _read_yaml(path)
+    try:
+        task = Task.model_validate(raw)
+        _semantic_checks(task)
+    except ValidationError as err:
+        raise DeepstationError(f"{label}: {format_validation_error(err)}") from err
+    except ValueError as err:
+        raise DeepstationError(f"{label}: {err}") from err
+    return _resolve_paths(task, base)
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    if not path.is_file():
+        raise DeepstationError(f"{path}: task file not found; pass the path of a task YAML such as examples/digits.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise DeepstationError(f"{path}: {where}not valid YAML ({problem}); fix the indentation or quoting there") from err
+    if not isinstance(raw, dict):
+        raise DeepstationError(f"{path}: expected a mapping of keys (name, data, inputs, outputs, ...), "
+                               f"got {type(raw).__name__}")
+    return raw
+
+
+def _resolve_paths(task: Task, base: Path) -> Task:
+    source = task.data.source
+    if source.startswith("builtin:") or Path(source).is_absolute():
+        return task
+    data = task.data.model_copy(update={"source": str((base / source).resolve())})
+    return task.model_copy(update={"data": data})
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """All of pydantic's errors as one line, each with its key path and, for a misspelt key, a suggestion."""
+    parts = []
+    for e in err.errors():
+        path, model = _walk(e["loc"][:-1]) if e["type"] == "extra_forbidden" else _walk(e["loc"])
+        if e["type"] == "extra_forbidden":
+            key = e["loc"][-1]
+            allowed = list(model.model_fields) if model else []
+            full = f"{path}.{key}" if path else str(key)
+            hint = did_you_mean(key, allowed) or (f" Allowed keys: {', '.join(allowed)}." if allowed else "")
+            parts.append(f"unknown key `{full}`.{hint}")
+        elif e["type"] == "missing":
+            parts.append(f"missing key `{path}`: it is required")
+        elif e["type"] == "union_tag_invalid":
+            ctx = e.get("ctx", {})
+            tags = re.findall(r"'([^']+)'", str(ctx.get("expected_tags", "")))
+            got = ctx.get("tag")
+            parts.append(f"`{path}.{ctx.get('discriminator', 'type').strip(chr(39))}`: unknown value {got!r}; "
+                         f"expected one of {', '.join(tags)}." + did_you_mean(got, tags))
+        elif e["type"] == "union_tag_not_found":
+            disc = str(e.get("ctx", {}).get("discriminator", "type")).strip("'")
+            parts.append(f"missing key `{path}.{disc}`: it says which kind this entry is")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, (dict, list)) else f" (got {got!r})"
+            parts.append(f"`{path}`: {e['msg'][0].lower()}{e['msg'][1:]}{shown}")
+    return "; ".join(parts[:3]) + (f"; and {len(parts) - 3} more" if len(parts) > 3 else "")
+
+
+def _walk(loc) -> tuple[str, Any]:
+    """Follow a pydantic error location through the schema: (dotted path for people, model class there)."""
+    shown, tp = "", Task
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(part, int):
+            shown += f"[{part}]"
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+            continue
+        members = _union_members(tp)
+        if members:  # a discriminated union: the tag is in loc but not in the YAML
+            tagged = [m for m in members if part in _tags(m)]
+            if tagged:
+                tp = tagged[0]
+                continue
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            tp = None
+        shown += f".{part}" if shown else str(part)
+    tp = _unwrap(tp)
+    return shown, tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp):
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return tp
+
+
+def _union_members(tp):
+    if typing.get_origin(tp) is Union:
+        return [_unwrap(a) for a in typing.get_args(tp)]
+    return []
+
+
+def _tags(model) -> set:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return set()
+    tags = set()
+    for field in model.model_fields.values():
+        if typing.get_origin(field.annotation) is Literal:
+            tags.update(str(a) for a in typing.get_args(field.annotation))
+    return tags
+
+
+def json_schema() -> dict:
+    schema = Task.model_json_schema()
+    schema["title"] = "deepstation task"
+    return schema

@@ -1,0 +1,1 @@
+"""Data: sources -> split -> one codec per input and output -> tensors."""

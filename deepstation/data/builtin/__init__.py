@@ -1,0 +1,1 @@
+"""Built-in data sets, made from installed packages: nothing is downloaded."""

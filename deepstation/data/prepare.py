@@ -1,0 +1,115 @@
+"""From rows to tensors: read every input and output, drop bad rows, split, fit on train, encode each split."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deepstation.data.image import ImageCodec
+from deepstation.data.sources import Table, require_columns
+from deepstation.data.table import TableCodec
+from deepstation.data.split import split_rows
+from deepstation.data.targets import CategoryTarget, NumberTarget
+from deepstation.errors import DeepstationError
+
+# input type -> codec; output type -> target codec. A new modality is a new module and one line here.
+INPUT_CODECS = {"table": TableCodec, "image": ImageCodec}
+TARGET_CODECS = {"category": CategoryTarget, "number": NumberTarget}
+
+
+@dataclass
+class Part:
+    """One split's tensors. `rows` are the source row positions, for messages and predictions."""
+
+    features: dict
+    targets: dict
+    rows: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass
+class Prepared:
+    parts: dict[str, Part]
+    codecs: dict
+    targets: dict
+    skipped: int = 0
+    unseen: dict = field(default_factory=dict)  # "valid/label" -> labels never seen in training
+
+    def state(self) -> dict:
+        return state_of(self.codecs, self.targets)
+
+
+def make_codecs(task, state: dict | None = None):
+    state = state or {"inputs": {}, "outputs": {}}
+    codecs = {i.name: INPUT_CODECS[i.type](i, state["inputs"].get(i.name)) for i in task.inputs}
+    targets = {o.name: TARGET_CODECS[o.type](o, state["outputs"].get(o.name)) for o in task.outputs}
+    return codecs, targets
+
+
+def state_of(codecs, targets) -> dict:
+    return {"inputs": {n: c.state for n, c in codecs.items()}, "outputs": {n: t.state for n, t in targets.items()}}
+
+
+def prepare(task, table: Table, state: dict | None = None) -> Prepared:
+    """Split the rows and encode each part. With `state` (a finished run's), the codecs are already fitted."""
+    codecs, targets = make_codecs(task, state)
+    require_columns(table, {col: f for c in [*codecs.values(), *targets.values()] for col, f in c.columns().items()})
+    raw_in, bad = {}, np.zeros(len(table.frame), dtype=bool)
+    for name, codec in codecs.items():
+        raw_in[name], bad_rows = codec.read(table, task.data.on_bad_sample)
+        bad |= bad_rows
+    raw_out = {name: t.read(table) for name, t in targets.items()}
+    keep = np.flatnonzero(~bad)
+    if len(keep) == 0:
+        raise DeepstationError(f"{table.origin}: no usable rows: every sample failed to decode")
+
+    strata = next((raw_out[o.name][keep] for o in task.outputs if o.type == "category"), None)
+    s = task.data.split
+    positions = split_rows(len(keep), s.valid, s.test, s.seed, strata)
+    if len(positions["train"]) == 0:
+        raise DeepstationError(f"{table.origin}: {len(keep)} row(s) leave none for training after the split; "
+                               f"add rows or lower data.split.valid and data.split.test")
+
+    if state is None:
+        train_rows = keep[positions["train"]]
+        for name, codec in codecs.items():
+            codec.fit(_take(raw_in[name], train_rows))
+        for name, target in targets.items():
+            target.fit(raw_out[name][train_rows])
+
+    parts, unseen = {}, {}
+    for split, pos in positions.items():
+        rows = keep[pos]
+        parts[split] = Part(features={n: c.encode(_take(raw_in[n], rows)) for n, c in codecs.items()},
+                            targets={n: t.encode(raw_out[n][rows]) for n, t in targets.items()}, rows=rows)
+        for name, target in targets.items():
+            labels = target.unseen(raw_out[name][rows])
+            if labels:
+                unseen[f"{split}/{name}"] = labels
+    return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen)
+
+
+def encode_table(codecs, targets, table: Table, with_targets: bool) -> tuple[Part, dict]:
+    """Encode rows with fitted codecs (evaluate and predict). Returns the part and any unseen labels."""
+    needed = {col: f for c in codecs.values() for col, f in c.columns().items()}
+    if with_targets:
+        needed.update({col: f for t in targets.values() for col, f in t.columns().items()})
+    require_columns(table, needed)
+    features = {}
+    for name, codec in codecs.items():
+        raw, _ = codec.read(table, "error")
+        features[name] = codec.encode(raw)
+    outs, unseen = {}, {}
+    if with_targets:
+        for name, target in targets.items():
+            raw = target.read(table)
+            outs[name] = target.encode(raw)
+            if target.unseen(raw):
+                unseen[name] = target.unseen(raw)
+    return Part(features, outs, np.arange(len(table.frame))), unseen
+
+
+def _take(raw, rows):
+    return {k: v[rows] for k, v in raw.items()} if isinstance(raw, dict) else raw[rows]

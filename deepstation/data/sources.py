@@ -1,0 +1,106 @@
+"""Where rows come from: a CSV or Parquet file, a folder of images with an index CSV, or builtin:NAME."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from deepstation.errors import DeepstationError, did_you_mean
+
+BUILTINS = {
+    # name -> "module:function"; imported only when asked for
+    "digits": "deepstation.data.builtin.digits:load",
+}
+
+
+@dataclass
+class Table:
+    """Rows plus where they came from: `origin` names them in errors, relative paths resolve in `base_dir`."""
+
+    frame: pd.DataFrame
+    origin: str
+    base_dir: Path
+
+
+def read_source(source: str, index: str = "index.csv") -> Table:
+    if source.startswith("builtin:"):
+        table = _builtin(source.split(":", 1)[1])
+    else:
+        table = _read_path(Path(source), index)
+    if len(table.frame) == 0:
+        raise DeepstationError(f"{table.origin}: the data set has no rows; point data.source at a file with data")
+    table.frame = table.frame.reset_index(drop=True)
+    return table
+
+
+def _builtin(name: str) -> Table:
+    import importlib
+
+    if name not in BUILTINS:
+        raise DeepstationError(f"data.source: no built-in data set `builtin:{name}`; available: "
+                               + ", ".join(f"builtin:{n}" for n in BUILTINS) + "." + did_you_mean(name, BUILTINS))
+    module, func = BUILTINS[name].split(":")
+    frame = getattr(importlib.import_module(module), func)()
+    return Table(frame, f"builtin:{name}", Path.cwd())
+
+
+def _read_path(path: Path, index: str) -> Table:
+    if path.is_dir():
+        index_path = path / index
+        if not index_path.is_file():
+            raise DeepstationError(f"{path}: a folder source needs an index CSV `{index}` with path,label rows "
+                                   f"(or set data.index to the CSV's name)")
+        return Table(_read_file(index_path), str(index_path), path)
+    if not path.exists():
+        raise DeepstationError(f"data.source: file {path} does not exist; check the path (relative paths are "
+                               f"read from the task file's folder)")
+    return Table(_read_file(path), str(path), path.parent)
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except pd.errors.EmptyDataError as err:
+        raise DeepstationError(f"{path}: the file is empty; it needs a header row and data rows") from err
+    except (pd.errors.ParserError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DeepstationError(f"{path}: cannot be read as {suffix[1:]} ({first})") from err
+    raise DeepstationError(f"{path}: unknown file type `{suffix}`; use .csv, .tsv, .parquet or a folder of images")
+
+
+def require_columns(table: Table, columns: dict[str, str]) -> None:
+    """columns: {column: the task field that names it}. Raises naming the first missing one."""
+    have = [str(c) for c in table.frame.columns]
+    for column, field in columns.items():
+        if column not in table.frame.columns:
+            raise DeepstationError(f"{table.origin}: column `{column}` (named by {field}) is missing; the columns "
+                                   f"are {', '.join(have)}." + did_you_mean(column, have))
+
+
+def read_inputs(path, image_column: str | None, index: str = "index.csv") -> Table:
+    """Rows to predict: a CSV or Parquet file, a folder (with an index CSV, or just images), or one image."""
+    from deepstation.data.image import IMAGE_SUFFIXES
+
+    path = Path(path)
+    if path.is_dir() and not (path / index).is_file():
+        images = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DeepstationError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) and no `{index}` here")
+        return Table(pd.DataFrame({_image_column(image_column, path): images}), str(path), path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise DeepstationError(f"{path}: image not found; check the path")
+        return Table(pd.DataFrame({_image_column(image_column, path): [path.name]}), str(path), path.parent)
+    return read_source(str(path), index)
+
+
+def _image_column(column: str | None, path: Path) -> str:
+    if column is None:
+        raise DeepstationError(f"{path}: images alone can be predicted only by a task whose one input is an image; "
+                               f"pass a CSV or Parquet file with the input columns instead")
+    return column

@@ -1,0 +1,42 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_bytes(path, data: bytes, sync: bool = True) -> None:
+    """sync=False skips fsync: still whole after a process is killed, not after a power cut; much cheaper."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=_plain) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def _plain(value):
+    """numpy scalars and paths in JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,0 +1,1 @@
+"""Models: one encoder per input, a combiner, one head per output."""

@@ -1,0 +1,362 @@
+"""Runs are folders: train a task into one, resume one, load a finished one to evaluate or predict.
+
+runs/<name>-<timestamp>/
+  run.json         status (running, completed, failed, interrupted), pid, host, times
+  config.yaml      the resolved task, every default filled in
+  preprocess.json  what the codecs learned from the training rows (scales, vocabularies, sizes)
+  metrics.jsonl    one line per epoch
+  checkpoint.pt    the last epoch's full state, for --resume
+  best.pt          the best epoch's weights
+  summary.json     written last: its presence means the run finished
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from deepstation import files
+from deepstation.config import Task, load_task
+from deepstation.errors import DeepstationError, TrainingError, did_you_mean
+
+RUNS_DIR_ENV = "DEEPSTATION_RUNS_DIR"
+MAX_EPOCHS_ENV = "DEEPSTATION_MAX_EPOCHS"
+
+
+class RunFolder:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, root, name: str) -> "RunFolder":
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            path = root / (f"{name}-{stamp}" + (f"-{n}" if n else ""))
+            try:
+                path.mkdir()  # atomic: two runs started in the same second get different folders
+                return cls(path)
+            except FileExistsError:
+                continue
+        raise DeepstationError(f"{root}: could not create a new run folder for {name}")
+
+    @classmethod
+    def open(cls, path) -> "RunFolder":
+        folder = cls(path)
+        if not (folder.path / "run.json").is_file() or not (folder.path / "config.yaml").is_file():
+            raise DeepstationError(f"{path}: not a deepstation run folder (no run.json and config.yaml); pass a "
+                                   f"folder made by `deepstation train`, such as runs/<name>-<timestamp>")
+        return folder
+
+    def __getattr__(self, name):  # folder.config, folder.checkpoint, ... -> paths
+        names = {"info": "run.json", "config": "config.yaml", "preprocess": "preprocess.json",
+                 "metrics": "metrics.jsonl", "checkpoint": "checkpoint.pt", "best": "best.pt",
+                 "summary": "summary.json"}
+        if name in names:
+            return self.path / names[name]
+        raise AttributeError(name)
+
+    # -- status --
+    def write_info(self, **fields) -> None:
+        info = files.read_json(self.info) if self.info.exists() else {}
+        info.update(fields)
+        files.write_json(self.info, info)
+
+    def status(self) -> str:
+        """completed, failed, interrupted, running, or killed (a 'running' run whose process is gone)."""
+        info = files.read_json(self.info)
+        status = info.get("status", "unknown")
+        if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+            return "killed"
+        return status
+
+    # -- the store the training loop writes to --
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics, "a") as f:
+            f.write(json.dumps(_finite(record)) + "\n")
+
+    def save_checkpoint(self, state: dict) -> None:
+        from deepstation.train import checkpoint
+
+        checkpoint.save(self.checkpoint, state)
+
+    def save_best(self, weights: dict) -> None:
+        from deepstation.train import checkpoint
+
+        checkpoint.save(self.best, weights)
+
+    def load_best(self) -> dict | None:
+        from deepstation.train import checkpoint
+
+        return checkpoint.load(self.best) if self.best.exists() else None
+
+    def keep_metrics_through(self, epoch: int) -> None:
+        """Drop epoch lines past the checkpoint (they are trained again on resume)."""
+        if not self.metrics.exists():
+            return
+        lines = [ln for ln in self.metrics.read_text().splitlines() if ln.strip()]
+        kept = [ln for ln in lines if _epoch_of(ln) is not None and _epoch_of(ln) <= epoch]
+        files.write_text(self.metrics, "".join(ln + "\n" for ln in kept))
+
+    def history(self) -> list[dict]:
+        if not self.metrics.exists():
+            return []
+        return [json.loads(ln) for ln in self.metrics.read_text().splitlines() if ln.strip()]
+
+
+def train(task, *, epochs: int | None = None, device: str | None = None, runs_dir=None, resume=None,
+          progress=None) -> "Run":
+    """Train a task (YAML path, dict or Task) into a new run folder, or resume a run folder; return the Run."""
+    import torch
+
+    from deepstation.data.prepare import prepare
+    from deepstation.data.sources import read_source
+    from deepstation.models.assemble import build_model, parameter_count
+    from deepstation.train import checkpoint, device as devices
+    from deepstation.train.evaluate import evaluate
+    from deepstation.train.loop import fit
+    from deepstation.train.progress import Silent
+
+    if resume is not None:
+        folder = RunFolder.open(resume)
+        if folder.summary.exists():
+            raise DeepstationError(f"{folder.path}: the run already finished; nothing to resume (train again "
+                                   f"with `deepstation train {folder.config}`)")
+        task = load_task(folder.config)
+    else:
+        task = task if isinstance(task, Task) else load_task(task)
+    task = _overrides(task, epochs, device)
+    cfg = task.trainer
+    plan = devices.plan(cfg.device, cfg.precision)  # before the data: a wrong device fails fast
+    _check_monitor(task)
+
+    table = read_source(task.data.source, task.data.index)
+    data = prepare(task, table)
+    seed(cfg.seed)
+    model = build_model(task, data.codecs, data.targets)
+
+    state = None
+    if resume is not None and folder.checkpoint.exists():
+        state = checkpoint.load(folder.checkpoint)
+        folder.keep_metrics_through(int(state["epoch"]))
+    else:
+        if resume is None:
+            folder = RunFolder.create(runs_dir or os.environ.get(RUNS_DIR_ENV, "runs"), task.name)
+        folder.keep_metrics_through(0)
+    _write_task(folder, task, data)
+    folder.write_info(id=folder.path.name, name=task.name, status="running", pid=os.getpid(),
+                      host=socket.gethostname(), started=_now(), device=str(plan.device), precision=plan.precision)
+
+    began = time.perf_counter()
+    try:
+        outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, cfg, plan, folder,
+                      progress or Silent(), resume=state)
+    except TrainingError as err:
+        folder.write_info(status="failed", ended=_now(), reason=str(err))
+        raise
+    except KeyboardInterrupt:
+        folder.write_info(status="interrupted", ended=_now())
+        raise
+    except BaseException as err:
+        folder.write_info(status="failed", ended=_now(), reason=f"{type(err).__name__}: {err}")
+        raise
+    if outcome.best_state is not None:
+        model.load_state_dict(outcome.best_state)
+    metrics = {split: evaluate(model, _on(part, plan.device), plan, cfg.eval_batch_size, data.targets)
+               for split, part in data.parts.items() if len(part)}
+    summary = _finite({
+        "run": folder.path.name, "run_dir": str(folder.path.resolve()), "task": task.name, "status": "completed",
+        "stopped": outcome.stopped, "epochs": outcome.epochs, "best_epoch": outcome.best_epoch,
+        "monitor": f"{'valid' if len(data.parts['valid']) else 'train'}.{cfg.monitor}", "metrics": metrics,
+        "device": str(plan.device), "precision": plan.precision, "parameters": parameter_count(model),
+        "seconds": round(time.perf_counter() - began, 3), "torch": torch.__version__,
+        "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
+                 "unseen_labels": data.unseen},
+    })
+    files.write_json(folder.summary, summary)
+    folder.write_info(status="completed", ended=_now())
+    return Run(folder, task, model, data.codecs, data.targets, plan, summary)
+
+
+class Run:
+    """A finished run: its task, model and fitted codecs. deepstation.load(run_dir) returns one."""
+
+    def __init__(self, folder: RunFolder, task: Task, model, codecs: dict, targets: dict, plan, summary: dict):
+        self.folder, self.task, self.model = folder, task, model
+        self.codecs, self.targets, self.plan, self.summary = codecs, targets, plan, summary
+
+    @property
+    def id(self) -> str:
+        return self.folder.path.name
+
+    @property
+    def dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def metrics(self) -> dict:
+        return self.summary["metrics"]
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, metrics={self.metrics.get('test', self.metrics.get('valid'))})"
+
+    @classmethod
+    def load(cls, path, device: str = "auto") -> "Run":
+        from deepstation.data.prepare import make_codecs
+        from deepstation.models.assemble import build_model
+        from deepstation.train import checkpoint, device as devices
+
+        folder = RunFolder.open(path)
+        if not folder.summary.exists():
+            raise DeepstationError(f"{folder.path}: the run is incomplete (status: {folder.status()}); resume it with "
+                                   f"`deepstation train --resume {folder.path}`")
+        task = load_task(folder.config)
+        codecs, targets = make_codecs(task, files.read_json(folder.preprocess))
+        model = build_model(task, codecs, targets)
+        model.load_state_dict(checkpoint.load(folder.best))
+        plan = devices.plan(device, "auto")
+        model.to(plan.device).eval()
+        return cls(folder, task, model, codecs, targets, plan, files.read_json(folder.summary))
+
+    def evaluate(self, source: str | None = None) -> dict:
+        """Metrics per split of the task's own data (same split), or over every row of another `source`."""
+        from deepstation.data.prepare import encode_table, prepare
+        from deepstation.data.sources import read_source
+        from deepstation.train.evaluate import evaluate
+
+        bs = self.task.trainer.eval_batch_size
+        if source is None:
+            data = prepare(self.task, read_source(self.task.data.source, self.task.data.index), self._state())
+            parts = {s: p for s, p in data.parts.items() if len(p)}
+        else:
+            part, _ = encode_table(self.codecs, self.targets, read_source(str(source), self.task.data.index), True)
+            parts = {"test": part}
+        return {s: _finite(evaluate(self.model, _on(p, self.plan.device), self.plan, bs, self.targets))
+                for s, p in parts.items()}
+
+    def predict(self, data):
+        """Predictions for a DataFrame, a CSV/Parquet file, an image or a folder of images, as a DataFrame:
+        the input columns, then `<output>_pred` (and `<output>_prob` for categories)."""
+        import pandas as pd
+
+        from deepstation.data.prepare import encode_table
+        from deepstation.data.sources import Table, read_inputs
+        from deepstation.train.evaluate import forward_all
+
+        if isinstance(data, pd.DataFrame):
+            table = Table(data.reset_index(drop=True), "data", Path.cwd())
+        else:
+            images = [i for i in self.task.inputs if i.type == "image"]
+            column = images[0].column if len(images) == 1 and len(self.task.inputs) == 1 else None
+            table = read_inputs(data, column, self.task.data.index)
+        part, _ = encode_table(self.codecs, self.targets, table, with_targets=False)
+        outputs = forward_all(self.model, _on(part, self.plan.device).features, self.plan,
+                              self.task.trainer.eval_batch_size)
+        result = table.frame.copy()
+        for name, head in self.model.heads.items():
+            pred = {k: v.cpu().numpy() for k, v in head.predict(outputs[name]).items()}
+            if "class" in pred:
+                result[f"{name}_pred"] = self.targets[name].decode(pred["class"])
+                result[f"{name}_prob"] = pred["prob"]
+            else:
+                result[f"{name}_pred"] = self.targets[name].decode(pred["value"])
+        return result
+
+    def _state(self) -> dict:
+        from deepstation.data.prepare import state_of
+
+        return state_of(self.codecs, self.targets)
+
+
+def seed(value: int) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+def _overrides(task: Task, epochs, device) -> Task:
+    trainer = {}
+    if epochs is not None:
+        trainer["epochs"] = int(epochs)
+    if device is not None:
+        trainer["device"] = device
+    cap = os.environ.get(MAX_EPOCHS_ENV)
+    if cap:
+        if not cap.isdigit() or int(cap) < 1:
+            raise DeepstationError(f"{MAX_EPOCHS_ENV}={cap!r}: expected a positive whole number of epochs")
+        trainer["epochs"] = min(int(cap), trainer.get("epochs", task.trainer.epochs))
+    if not trainer:
+        return task
+    merged = task.model_dump()
+    merged["trainer"].update(trainer)
+    return load_task(merged)
+
+
+def _check_monitor(task: Task) -> None:
+    from deepstation.train.metrics import names
+
+    known = names(task.outputs)
+    if task.trainer.monitor not in known:
+        raise DeepstationError(f"trainer.monitor: `{task.trainer.monitor}` is not a metric of this task; expected "
+                               f"one of {', '.join(known)}." + did_you_mean(task.trainer.monitor, known))
+    if task.data.split.valid == 0 and task.trainer.monitor != "loss":
+        raise DeepstationError(f"trainer.monitor: `{task.trainer.monitor}` needs validation rows, but "
+                               f"data.split.valid is 0; set data.split.valid above 0 or monitor `loss`")
+
+
+def _write_task(folder: RunFolder, task: Task, data) -> None:
+    import yaml
+
+    files.write_text(folder.config, yaml.safe_dump(task.model_dump(mode="json"), sort_keys=False))
+    files.write_json(folder.preprocess, data.state())
+
+
+def _on(part, device):
+    from deepstation.data.prepare import Part
+    from deepstation.train.tensors import to_device
+
+    return Part(to_device(part.features, device), to_device(part.targets, device), part.rows)
+
+
+def _finite(obj):
+    """NaN and inf as null: JSON has no such numbers."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _epoch_of(line: str):
+    try:
+        return json.loads(line).get("epoch")
+    except ValueError:
+        return None  # a line cut short by a kill
+
+
+def _alive(pid) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Training: device and precision, the loop, checkpoints, metrics."""

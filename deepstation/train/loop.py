@@ -1,0 +1,142 @@
+"""The training loop, top to bottom: shuffle, batch, forward under autocast, loss, backward, step; then
+validate, keep the best weights, checkpoint, and decide whether to go on.
+
+The data is already tensors in memory (see deepstation.data.prepare), so a batch is an index into them: no
+DataLoader, no worker processes, one CPU-GPU sync per epoch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from deepstation.errors import TrainingError
+from deepstation.train.evaluate import evaluate
+from deepstation.train.metrics import improved
+from deepstation.train.schedule import learning_rate
+from deepstation.train.tensors import take, to_device
+
+
+@dataclass
+class Outcome:
+    epochs: int        # epochs completed, resumed ones included
+    best_epoch: int
+    best: float        # the monitored metric at the best epoch
+    stopped: str       # completed | early_stop | time_budget
+    best_state: dict   # the best epoch's weights, on the CPU
+
+
+def make_optimizer(model, cfg) -> torch.optim.Optimizer:
+    params, lr, wd = model.parameters(), cfg.learning_rate, cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=wd)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | None = None) -> Outcome:
+    """Train `model` on the `train` part, validating on `valid` (may be empty) after every epoch.
+
+    store: append_metrics(record), save_checkpoint(state), save_best(weights), load_best().
+    progress: start(total, done, monitor), epoch(record), close().
+    resume: a checkpoint from store.save_checkpoint; training continues exactly where it stopped.
+    """
+    device = plan.device
+    model.to(device)
+    step_model = torch.compile(model) if cfg.compile else model
+    optimizer = make_optimizer(model, cfg)
+    scaler = plan.grad_scaler()
+    shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU: the same order on every device
+
+    x_train, y_train = to_device(train.features, device), to_device(train.targets, device)
+    valid_dev = type(valid)(to_device(valid.features, device), to_device(valid.targets, device), valid.rows)
+    n, bs = len(train), cfg.batch_size
+    steps = math.ceil(n / bs)
+    split = "valid" if len(valid) else "train"  # with no validation rows, the training loss picks the best epoch
+
+    first, best, best_epoch, stale, best_state = 1, None, 0, 0, None
+    if resume:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        shuffle.set_state(resume["shuffle"])
+        torch.set_rng_state(resume["rng"])
+        if device.type == "cuda" and "cuda_rng" in resume:
+            torch.cuda.set_rng_state(resume["cuda_rng"], device)
+        first = int(resume["epoch"]) + 1
+        best, best_epoch, stale = resume["best"], int(resume["best_epoch"]), int(resume["stale"])
+        best_state = store.load_best()
+    _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (first - 1) * steps, steps * cfg.epochs))
+
+    began = time.perf_counter()
+    stopped = "completed"
+    epoch = first - 1
+    progress.start(cfg.epochs, first - 1, cfg.monitor)
+    for epoch in range(first, cfg.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        losses = []
+        for step in range(steps):
+            if cfg.schedule != "constant":
+                _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
+                                                 steps * cfg.epochs))
+            index = order[step * bs:(step + 1) * bs]
+            xb, yb = take(x_train, index), take(y_train, index)
+            with plan.autocast():
+                out = step_model(xb)
+                loss = model.loss(out, yb)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.detach())
+        losses = torch.stack(losses).float().cpu()  # note: the epoch's one CPU-GPU sync point
+        if not torch.isfinite(losses).all():
+            bad = int(torch.nonzero(~torch.isfinite(losses))[0])
+            raise TrainingError(
+                f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of {steps}; "
+                f"the last good checkpoint (epoch {epoch - 1}) is kept; lower trainer.learning_rate or set "
+                f"trainer.grad_clip")
+        seconds = time.perf_counter() - started
+
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
+                  "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
+        if len(valid):
+            record["valid"] = evaluate(model, valid_dev, plan, cfg.eval_batch_size, codecs)
+        value = record[split][cfg.monitor]
+        if improved(cfg.monitor, value, best):
+            best, best_epoch, stale = value, epoch, 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            store.save_best(best_state)
+        else:
+            stale += 1
+
+        store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scaler": scaler.state_dict(), "shuffle": shuffle.get_state(), "rng": torch.get_rng_state(),
+                 "best": best, "best_epoch": best_epoch, "stale": stale}
+        if device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(device)
+        store.save_checkpoint(state)
+        progress.epoch(record)
+
+        if cfg.patience and stale >= cfg.patience:
+            stopped = "early_stop"
+            break
+        if cfg.max_minutes and time.perf_counter() - began >= cfg.max_minutes * 60:
+            stopped = "time_budget"
+            break
+    progress.close()
+    return Outcome(epochs=epoch, best_epoch=best_epoch, best=best, stopped=stopped, best_state=best_state)
+
+
+def _set_lr(optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

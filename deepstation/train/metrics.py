@@ -1,0 +1,55 @@
+"""Metrics per output type, on numpy arrays. One module for deep models and baselines alike."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAXIMISE = {"accuracy", "macro_f1"}
+NAMES = {"category": ["accuracy", "macro_f1"], "number": ["mae", "rmse", "mape"]}
+
+
+def category(true: np.ndarray, pred: np.ndarray, classes: int) -> dict:
+    """true may hold -1 (a label unseen in training): it counts as a miss and as nobody's true positive."""
+    accuracy = float(np.mean(true == pred)) if len(true) else math.nan
+    f1s = []
+    for c in range(classes):
+        tp = np.sum((pred == c) & (true == c))
+        fp = np.sum((pred == c) & (true != c))
+        fn = np.sum((pred != c) & (true == c))
+        if tp + fp + fn:  # classes absent from both truth and predictions do not count
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else math.nan}
+
+
+def number(true: np.ndarray, pred: np.ndarray) -> dict:
+    err = pred - true
+    nonzero = true != 0
+    return {
+        "mae": float(np.mean(np.abs(err))) if len(err) else math.nan,
+        "rmse": float(np.sqrt(np.mean(err ** 2))) if len(err) else math.nan,
+        # percent; rows whose true value is 0 have no percentage error and are left out
+        "mape": float(np.mean(np.abs(err[nonzero] / true[nonzero])) * 100) if nonzero.any() else math.nan,
+    }
+
+
+def names(outputs) -> list[str]:
+    """Every metric a task reports: `loss`, then per output its metrics (prefixed when there are several)."""
+    result = ["loss"]
+    for o in outputs:
+        result += [key(o.name, m, len(outputs)) for m in NAMES[o.type]]
+    return result
+
+
+def key(output: str, metric: str, n_outputs: int) -> str:
+    return metric if n_outputs == 1 else f"{output}_{metric}"
+
+
+def improved(metric: str, new: float, best: float | None) -> bool:
+    if best is None:
+        return not math.isnan(new)
+    return new > best if higher_is_better(metric) else new < best
+
+
+def higher_is_better(metric: str) -> bool:
+    return any(metric == m or metric.endswith("_" + m) for m in MAXIMISE)
