@@ -81,17 +81,17 @@ class RunFolder:
             f.write(json.dumps(_finite(record)) + "\n")
 
     def save_checkpoint(self, state: dict) -> None:
-        from deepstation.train import checkpoint
+        from deepstation.training import checkpoint
 
         checkpoint.save(self.checkpoint, state)
 
     def save_best(self, weights: dict) -> None:
-        from deepstation.train import checkpoint
+        from deepstation.training import checkpoint
 
         checkpoint.save(self.best, weights)
 
     def load_best(self) -> dict | None:
-        from deepstation.train import checkpoint
+        from deepstation.training import checkpoint
 
         return checkpoint.load(self.best) if self.best.exists() else None
 
@@ -117,10 +117,10 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     from deepstation.data.prepare import prepare
     from deepstation.data.sources import read_source
     from deepstation.models.assemble import build_model, parameter_count
-    from deepstation.train import checkpoint, device as devices
-    from deepstation.train.evaluate import evaluate
-    from deepstation.train.loop import fit
-    from deepstation.train.progress import Silent
+    from deepstation.training import checkpoint, device as devices
+    from deepstation.training.evaluate import evaluate
+    from deepstation.training.loop import fit
+    from deepstation.training.progress import Silent
 
     if resume is not None:
         folder = RunFolder.open(resume)
@@ -189,6 +189,7 @@ class Run:
     def __init__(self, folder: RunFolder, task: Task, model, codecs: dict, targets: dict, plan, summary: dict):
         self.folder, self.task, self.model = folder, task, model
         self.codecs, self.targets, self.plan, self.summary = codecs, targets, plan, summary
+        self.unseen_labels: dict = {}
 
     @property
     def id(self) -> str:
@@ -209,7 +210,7 @@ class Run:
     def load(cls, path, device: str = "auto") -> "Run":
         from deepstation.data.prepare import make_codecs
         from deepstation.models.assemble import build_model
-        from deepstation.train import checkpoint, device as devices
+        from deepstation.training import checkpoint, device as devices
 
         folder = RunFolder.open(path)
         if not folder.summary.exists():
@@ -224,18 +225,21 @@ class Run:
         return cls(folder, task, model, codecs, targets, plan, files.read_json(folder.summary))
 
     def evaluate(self, source: str | None = None) -> dict:
-        """Metrics per split of the task's own data (same split), or over every row of another `source`."""
+        """Metrics per split of the task's own data (same split), or over every row of another `source` (as
+        "test"). Labels the model never saw count as misses and are listed in `self.unseen_labels`."""
         from deepstation.data.prepare import encode_table, prepare
         from deepstation.data.sources import read_source
-        from deepstation.train.evaluate import evaluate
+        from deepstation.training.evaluate import evaluate
 
         bs = self.task.trainer.eval_batch_size
         if source is None:
             data = prepare(self.task, read_source(self.task.data.source, self.task.data.index), self._state())
             parts = {s: p for s, p in data.parts.items() if len(p)}
+            self.unseen_labels = data.unseen
         else:
-            part, _ = encode_table(self.codecs, self.targets, read_source(str(source), self.task.data.index), True)
+            part, unseen = encode_table(self.codecs, self.targets, read_source(str(source), self.task.data.index), True)
             parts = {"test": part}
+            self.unseen_labels = {f"test/{name}": labels for name, labels in unseen.items()}
         return {s: _finite(evaluate(self.model, _on(p, self.plan.device), self.plan, bs, self.targets))
                 for s, p in parts.items()}
 
@@ -246,7 +250,7 @@ class Run:
 
         from deepstation.data.prepare import encode_table
         from deepstation.data.sources import Table, read_inputs
-        from deepstation.train.evaluate import forward_all
+        from deepstation.training.evaluate import forward_all
 
         if isinstance(data, pd.DataFrame):
             table = Table(data.reset_index(drop=True), "data", Path.cwd())
@@ -303,7 +307,7 @@ def _overrides(task: Task, epochs, device) -> Task:
 
 
 def _check_monitor(task: Task) -> None:
-    from deepstation.train.metrics import names
+    from deepstation.training.metrics import names
 
     known = names(task.outputs)
     if task.trainer.monitor not in known:
@@ -323,7 +327,7 @@ def _write_task(folder: RunFolder, task: Task, data) -> None:
 
 def _on(part, device):
     from deepstation.data.prepare import Part
-    from deepstation.train.tensors import to_device
+    from deepstation.training.tensors import to_device
 
     return Part(to_device(part.features, device), to_device(part.targets, device), part.rows)
 

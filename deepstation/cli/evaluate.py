@@ -16,13 +16,16 @@ def add_parser(sub, common):
 
 def run(args) -> int:
     from deepstation.cli import render
+    from deepstation.cli.train import unseen_warnings
     from deepstation.run import Run
 
     r = Run.load(args.run_dir, device=args.device)
     metrics = r.evaluate(args.data)
     out = render.console(args.json)
+    for warning in unseen_warnings(r.unseen_labels):
+        out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     out.print(render.metrics_table(metrics, f"{r.id}" + (f" on {args.data}" if args.data else "")))
     if args.json:
         render.print_json({"run": r.id, "run_dir": str(r.dir.resolve()), "data": args.data or r.task.data.source,
-                           "metrics": metrics})
+                           "metrics": metrics, "unseen_labels": r.unseen_labels})
     return 0

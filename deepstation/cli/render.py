@@ -17,7 +17,7 @@ def print_json(obj) -> None:
     sys.stdout.flush()
 
 
-def metrics_table(metrics: dict, title: str):
+def metrics_table(metrics: dict, title: str | None):
     """Splits as columns, metrics as rows."""
     from rich.table import Table
 

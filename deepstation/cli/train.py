@@ -21,7 +21,7 @@ def run(args) -> int:
     from deepstation.cli import render
     from deepstation.errors import DeepstationError
     from deepstation.run import train
-    from deepstation.train.progress import Bar, Silent
+    from deepstation.training.progress import Bar, Silent
 
     if bool(args.task) == bool(args.resume):
         raise DeepstationError("train: pass a task YAML, or --resume RUN_DIR (not both)")
@@ -31,12 +31,13 @@ def run(args) -> int:
                    progress=progress)
     s = result.summary
     for warning in warnings(s):
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if not args.quiet:
-        out.print(render.metrics_table(s["metrics"], f"{s['task']}: best epoch {s['best_epoch']} of {s['epochs']} "
-                                                     f"({s['stopped']}), {s['device']} {s['precision']}, "
-                                                     f"{s['seconds']:.1f} s"))
-        out.print(f"run folder: {s['run_dir']}")
+        out.print(f"{s['task']}: best epoch {s['best_epoch']} of {s['epochs']} ({s['stopped']}) by {s['monitor']}, "
+                  f"{s['parameters']:,} parameters, {s['device']} {s['precision']}, {s['seconds']:.1f} s",
+                  soft_wrap=True)
+        out.print(render.metrics_table(s["metrics"], None))
+        out.print(f"run folder: {s['run_dir']}", soft_wrap=True)
     if args.json:
         render.print_json(s)
     return 0
@@ -47,7 +48,12 @@ def warnings(summary: dict) -> list[str]:
     found = []
     if data.get("skipped"):
         found.append(f"{data['skipped']} sample(s) could not be decoded and were skipped (data.on_bad_sample: skip)")
-    for where, labels in data.get("unseen_labels", {}).items():
+    return found + unseen_warnings(data.get("unseen_labels", {}))
+
+
+def unseen_warnings(unseen: dict) -> list[str]:
+    found = []
+    for where, labels in unseen.items():
         split, output = where.split("/")
         shown = ", ".join(map(repr, labels[:5])) + (" ..." if len(labels) > 5 else "")
         found.append(f"{split} rows of output `{output}` have label(s) {shown} never seen in training; "

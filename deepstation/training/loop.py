@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import torch
 
 from deepstation.errors import TrainingError
-from deepstation.train.evaluate import evaluate
-from deepstation.train.metrics import improved
-from deepstation.train.schedule import learning_rate
-from deepstation.train.tensors import take, to_device
+from deepstation.training.evaluate import evaluate
+from deepstation.training.metrics import improved
+from deepstation.training.schedule import learning_rate
+from deepstation.training.tensors import take, to_device
 
 
 @dataclass

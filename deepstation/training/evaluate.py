@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from deepstation.train import metrics
-from deepstation.train.tensors import rows, take
+from deepstation.training import metrics
+from deepstation.training.tensors import rows, take
 
 
 @torch.no_grad()

@@ -1,0 +1,111 @@
+"""Shared by the benchmark scripts: where RESULTS.md is, the machine's description, and rewriting one section
+of RESULTS.md in place (atomically: a reader sees the old file or the new one, never half of one)."""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+HEADER = ("# Benchmark results\n\n"
+          "Every figure here comes with the exact command that made it, the date and the machine; each section is "
+          "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
+          "rerun the command to refresh it.\n")
+ORDER = ["bench_loop", "bench_accuracy", "bench_cli"]  # where a section goes when RESULTS.md lacks it
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine(torch_threads: int | None = None) -> str:
+    """One line: CPU model, cores, OS, Python, torch version (read from the metadata: torch is not imported here)
+    and, when given, the torch thread count the figures were measured with."""
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        torch_version = "not installed"
+    parts = [f"{cpu_model()}", f"{usable_cores()} core(s) usable ({os.cpu_count()} logical)",
+             f"{platform.system()} {platform.release()}", f"Python {platform.python_version()}",
+             f"torch {torch_version}"]
+    if torch_threads is not None:
+        parts.append(f"torch threads {torch_threads}")
+    return ", ".join(parts)
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def command(default: str) -> str:
+    """How this script was run, as a command to paste: `make bench` when make ran it, else the interpreter line."""
+    if os.environ.get("MAKELEVEL"):
+        return "make bench"
+    return default
+
+
+def rel(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def python_cmd() -> str:
+    """The interpreter as the README writes it (.venv/bin/python) when it is the repository's venv."""
+    exe = Path(sys.executable).absolute()
+    try:
+        return str(exe.relative_to(ROOT))
+    except ValueError:
+        return str(exe)
+
+
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def write_section(name: str, body: str, path: Path = RESULTS) -> None:
+    """Replace the section between `<!-- name:start -->` and `<!-- name:end -->`, or add it; the rest is kept."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.strip()}\n{end}\n"
+    text = path.read_text() if path.exists() else HEADER
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        # insert before the first later section in ORDER, else at the end
+        later = [n for n in ORDER[ORDER.index(name) + 1:]] if name in ORDER else []
+        at = min((text.find(f"<!-- {n}:start -->") for n in later if f"<!-- {n}:start -->" in text), default=-1)
+        if at >= 0:
+            text = text[:at] + block + "\n" + text[at:]
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,343 @@
+"""Per-epoch wall time of deepstation's training loop against a plain hand-written PyTorch loop doing the same work.
+
+    .venv/bin/python benchmarks/bench_loop.py            (or: make bench)
+
+Both sides get the same model (deepstation's build_model from the same task, seeded alike, so the same initial
+weights), the same prepared tensors (deepstation.data.prepare on builtin:digits), the same batch size, optimizer,
+learning-rate schedule (the same per-step formula), shuffle generator and torch thread count. Since the random
+streams match too, both train the very same trajectory: the script checks that their epoch losses agree.
+
+  plain        per epoch: randperm shuffle, slice batches out of the in-memory tensors, forward, model.loss,
+               zero_grad, backward, step; then a validation pass (forward over the valid part under no_grad,
+               computing its loss). Nothing is written anywhere.
+  deepstation  deepstation.training.loop.fit with a real RunFolder in a temporary folder (metrics.jsonl, best.pt and
+               checkpoint.pt are written every epoch, as in a real run) and a progress object that notes
+               time.perf_counter() when fit starts and at every epoch(): an epoch's time is everything fit does
+               between two such calls.
+
+The two alternate (ABBA...) over several rounds of a few epochs each, after a warm-up round that is not counted;
+the figure is the ratio of the median per-epoch times, deepstation / plain (target: <= 1.03).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+TARGET = 1.03
+
+
+
+# --- the plain loop ---------------------------------------------------------------------------------------------
+
+def sub(tree, index):
+    """Rows `index` of every tensor in the (nested) feature dict the model takes."""
+    return {k: sub(v, index) for k, v in tree.items()} if isinstance(tree, dict) else tree[index]
+
+
+def moved(tree, device):
+    return {k: moved(v, device) for k, v in tree.items()} if isinstance(tree, dict) else tree.to(device)
+
+
+def plain_round(task, data, plan, epochs: int) -> dict:
+    import torch
+
+    from deepstation.models.assemble import build_model
+    from deepstation.training.schedule import learning_rate  # a pure formula: the same per-step rates as fit
+
+    cfg, device = task.trainer, plan.device
+    torch.manual_seed(cfg.seed)
+    model = build_model(task, data.codecs, data.targets).to(device)
+    params = model.parameters()
+    if cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    autocast = ((lambda: torch.autocast(device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[
+        plan.precision])) if plan.precision != "fp32" else nullcontext)
+    scaler = torch.amp.GradScaler(device.type, enabled=plan.precision == "fp16")
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    train, valid = data.parts["train"], data.parts["valid"]
+    x, y = moved(train.features, device), moved(train.targets, device)
+    xv, yv = moved(valid.features, device), moved(valid.targets, device)
+    n, nv, bs, ebs = len(train), len(valid), cfg.batch_size, cfg.eval_batch_size
+    steps, total = math.ceil(n / bs), math.ceil(n / bs) * epochs
+
+    times, train_secs, losses, valid_losses = [], [], [], []
+    last = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        batch_losses = []
+        for step in range(steps):
+            if cfg.schedule != "constant":
+                lr = learning_rate(cfg.schedule, cfg.learning_rate, epoch * steps + step, total)
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            index = order[step * bs:(step + 1) * bs]
+            xb, yb = sub(x, index), sub(y, index)
+            with autocast():
+                loss = model.loss(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            if scaler.is_enabled():
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            batch_losses.append(loss.detach())
+        losses.append(torch.stack(batch_losses).float().mean().item())
+        train_secs.append(time.perf_counter() - last)
+        model.eval()
+        vloss = 0.0
+        with torch.no_grad():
+            for start in range(0, nv, ebs):
+                part = slice(start, start + ebs)
+                with autocast():
+                    out = model(sub(xv, part))
+                rows = min(ebs, nv - start)
+                vloss += float(model.loss(out, sub(yv, part))) * rows
+        valid_losses.append(vloss / max(nv, 1))
+        now = time.perf_counter()
+        times.append(now - last)
+        last = now
+    return {"times": times, "train_secs": train_secs, "loss": losses, "valid_loss": valid_losses}
+
+
+# --- deepstation's loop -----------------------------------------------------------------------------------------
+
+class Clock:
+    """The progress object fit reports to: notes the time at start() and at every epoch()."""
+
+    def __init__(self):
+        self.marks, self.records = [], []
+
+    def start(self, total, done, monitor):
+        self.marks = [time.perf_counter()]
+
+    def epoch(self, record):
+        self.marks.append(time.perf_counter())
+        self.records.append(record)
+
+    def close(self):
+        pass
+
+
+def deepstation_round(task, data, plan, epochs: int, root: Path, folder_type=None) -> dict:
+    import torch
+
+    from deepstation.models.assemble import build_model
+    from deepstation.run import RunFolder
+    from deepstation.training.loop import fit
+
+    torch.manual_seed(task.trainer.seed)
+    model = build_model(task, data.codecs, data.targets)
+    folder = RunFolder.create(root, task.name)
+    if folder_type is not None:
+        folder = folder_type(folder.path)
+    clock = Clock()
+    fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, folder, clock)
+    times = [b - a for a, b in zip(clock.marks, clock.marks[1:])]
+    return {"times": times, "train_secs": [r["seconds"] for r in clock.records],
+            "loss": [r["train"]["loss"] for r in clock.records],
+            "valid_loss": [r["valid"]["loss"] for r in clock.records if "valid" in r], "folder": folder}
+
+
+# --- where deepstation's end-of-epoch time goes (--breakdown) ----------------------------------------------------
+
+def breakdown(task, data, plan, epochs: int, rounds: int, root: Path) -> dict:
+    """Mean milliseconds per epoch of each store call and of the evaluation, timed by wrapping them."""
+    from deepstation.run import RunFolder
+    from deepstation.training import loop
+
+    spent: dict[str, float] = {}
+
+    def timed(name, fn):
+        def wrapper(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+        return wrapper
+
+    class TimedFolder(RunFolder):
+        append_metrics = timed("append_metrics", RunFolder.append_metrics)
+        save_checkpoint = timed("save_checkpoint", RunFolder.save_checkpoint)
+        save_best = timed("save_best", RunFolder.save_best)
+
+    original = loop.evaluate
+    loop.evaluate = timed("evaluate", original)
+    epochs_run, total, train = 0, 0.0, 0.0
+    try:
+        for _ in range(rounds):
+            r = deepstation_round(task, data, plan, epochs, root, TimedFolder)
+            epochs_run += len(r["times"])
+            total += sum(r["times"])
+            train += sum(r["train_secs"])
+    finally:
+        loop.evaluate = original
+    result = {k: 1000 * v / epochs_run for k, v in spent.items()}
+    result["train phase"] = 1000 * train / epochs_run
+    result["epoch"] = 1000 * total / epochs_run
+    result["other"] = result["epoch"] - sum(v for k, v in result.items() if k != "epoch")
+    return result
+
+
+# --- the benchmark ----------------------------------------------------------------------------------------------
+
+def with_epochs(task, epochs: int):
+    return task.model_copy(update={"trainer": task.trainer.model_copy(update={"epochs": epochs})})
+
+
+def bench_task(path: str, rounds: int, epochs: int, root: Path, quick: bool) -> dict:
+    from deepstation.config import load_task
+    from deepstation.data.prepare import prepare
+    from deepstation.data.sources import read_source
+    from deepstation.training import device as devices
+
+    base = load_task(_common.ROOT / path)
+    plan = devices.plan(base.trainer.device, base.trainer.precision)
+    data = prepare(base, read_source(base.data.source, base.data.index))
+    task = with_epochs(base, epochs)
+
+    if not quick:  # warm-up: allocator, kernels, first file writes; not counted
+        warm = with_epochs(base, max(2, epochs // 3))
+        deepstation_round(warm, data, plan, warm.trainer.epochs, root)
+        plain_round(warm, data, plan, warm.trainer.epochs)
+
+    ds, pl = {"times": [], "train_secs": []}, {"times": [], "train_secs": []}
+    worst_loss_gap = 0.0
+    for i in range(rounds):
+        order = ("ds", "plain") if i % 2 == 0 else ("plain", "ds")  # ABBA: drift hits both alike
+        got = {}
+        for side in order:
+            got[side] = (deepstation_round(task, data, plan, epochs, root) if side == "ds"
+                         else plain_round(task, data, plan, epochs))
+        for acc, side in ((ds, "ds"), (pl, "plain")):
+            acc["times"] += got[side]["times"]
+            acc["train_secs"] += got[side]["train_secs"]
+        gap = max(abs(a - b) for a, b in zip(got["ds"]["loss"], got["plain"]["loss"]))
+        worst_loss_gap = max(worst_loss_gap, gap)
+
+    med = _common.median
+    ds_epoch, pl_epoch = med(ds["times"]), med(pl["times"])
+    ds_train, pl_train = med(ds["train_secs"]), med(pl["train_secs"])
+    ds_tail = med([t - s for t, s in zip(ds["times"], ds["train_secs"])])
+    pl_tail = med([t - s for t, s in zip(pl["times"], pl["train_secs"])])
+    return {"task": path, "model": base.model.encoders[base.inputs[0].name].kind if base.model.encoders else "?",
+            "epochs": len(ds["times"]), "rounds": rounds, "per_round": epochs, "device": str(plan.device),
+            "precision": plan.precision, "plain_ms": 1000 * pl_epoch, "ds_ms": 1000 * ds_epoch,
+            "ratio": ds_epoch / pl_epoch, "train_ratio": ds_train / pl_train, "plain_train_ms": 1000 * pl_train,
+            "ds_train_ms": 1000 * ds_train, "plain_tail_ms": 1000 * pl_tail, "ds_tail_ms": 1000 * ds_tail,
+            "mean_ratio": (sum(ds["times"]) / len(ds["times"])) / (sum(pl["times"]) / len(pl["times"])),
+            "loss_gap": worst_loss_gap, "task_obj": task, "data": data, "plan": plan}
+
+
+def table(results) -> str:
+    lines = ["| task | epochs timed (each side) | plain ms/epoch | deepstation ms/epoch | ratio (median) | "
+             "ratio (mean) | train phase: plain / deepstation ms | end of epoch: plain / deepstation ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        mark = "" if r["ratio"] <= TARGET else " ✗"
+        lines.append(f"| `{r['task']}` ({r['model']}) | {r['epochs']} ({r['rounds']} rounds x {r['per_round']}) | "
+                     f"{r['plain_ms']:.2f} | {r['ds_ms']:.2f} | **{r['ratio']:.3f}**{mark} | {r['mean_ratio']:.3f} | "
+                     f"{r['plain_train_ms']:.2f} / {r['ds_train_ms']:.2f} | "
+                     f"{r['plain_tail_ms']:.2f} / {r['ds_tail_ms']:.2f} |")
+    return "\n".join(lines)
+
+
+def breakdown_table(rows) -> str:
+    keys = ["epoch", "train phase", "evaluate", "save_best", "save_checkpoint", "append_metrics", "other"]
+    lines = ["| task | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for path, b in rows:
+        lines.append(f"| `{path}` | " + " | ".join(f"{b.get(k, 0.0):.2f}" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds per task (default: per task, see TASKS)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time each part of deepstation's end of epoch (evaluate, checkpoint, best, metrics)")
+    ap.add_argument("--quick", action="store_true", help="2 short rounds, no warm-up, nothing written: a smoke test")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()  # one process, one setting: both loops run with the same count
+    began = time.perf_counter()
+    results, parts = [], []
+    with tempfile.TemporaryDirectory(prefix="deepstation-bench-") as tmp:
+        for path, (rounds, epochs) in TASKS.items():
+            if args.quick:
+                rounds, epochs = 2, 2
+            elif args.rounds:
+                rounds = args.rounds
+            r = bench_task(path, rounds, epochs, Path(tmp), args.quick)
+            results.append(r)
+            print(f"{path}: plain {r['plain_ms']:.2f} ms/epoch, deepstation {r['ds_ms']:.2f} ms/epoch, "
+                  f"ratio {r['ratio']:.3f}", flush=True)
+            if args.breakdown:
+                parts.append((path, breakdown(r["task_obj"], r["data"], r["plan"], epochs, max(2, rounds // 2),
+                                              Path(tmp))))
+    seconds = time.perf_counter() - began
+
+    worst = max(r["loss_gap"] for r in results)
+    same = (f"Both loops trained the same trajectory: their per-epoch training losses differ by at most "
+            f"{worst:.2e}." if worst < 1e-4 else
+            f"WARNING: the per-epoch training losses of the two loops differ by up to {worst:.3g}; they are not "
+            f"doing the same work.")
+    out = table(results)
+    if parts:
+        out += ("\n\nWhere deepstation's epoch goes (mean ms per epoch, each store call and evaluate timed by "
+                "wrapping it; `other` is the rest):\n\n" + breakdown_table(parts))
+    print()
+    print(out)
+    print()
+    print(same)
+    verdict = all(r["ratio"] <= TARGET for r in results)
+    print(f"target deepstation/plain <= {TARGET}: {'met' if verdict else 'NOT met'} ({seconds:.0f} s)")
+
+    if not args.quick and not args.no_write:
+        cmd = _common.command(f"{_common.python_cmd()} benchmarks/bench_loop.py"
+                              + (f" --threads {args.threads}" if args.threads else "")
+                              + (f" --rounds {args.rounds}" if args.rounds else "")
+                              + (" --breakdown" if args.breakdown else ""))
+        r0 = results[0]
+        body = f"""## Training loop overhead: deepstation vs a plain PyTorch loop
+
+Command: `{cmd}` · {_common.today()} · {seconds:.0f} s
+Machine: {_common.machine(threads)} · device {r0['device']}, {r0['precision']}
+
+Per-epoch wall time, median over every timed epoch (after a warm-up round that is not counted; the two loops
+alternate ABBA round by round). Same model, weights, tensors, batch size, optimizer, schedule and threads; deepstation's
+epoch includes everything `fit` does per epoch (evaluation with metrics, best-weights copy, `best.pt`,
+`metrics.jsonl`, `checkpoint.pt`), the plain loop's a loss-only validation pass and no writes.
+Target: ratio <= {TARGET}.
+
+{out}
+
+{same}
+"""
+        _common.write_section("bench_loop", body)
+        print(f"wrote {_common.rel(_common.RESULTS)}")
+    return 0 if verdict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
