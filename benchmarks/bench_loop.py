@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
 import time
@@ -32,9 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 TARGET = 1.03
-
-
-
 # --- the plain loop ---------------------------------------------------------------------------------------------
 
 def sub(tree, index):
@@ -133,7 +131,7 @@ class Clock:
         pass
 
 
-def deepstation_round(task, data, plan, epochs: int, root: Path, folder_type=None) -> dict:
+def deepstation_round(task, data, plan, epochs: int, root: Path, folder_type=None, clock_type=Clock) -> dict:
     import torch
 
     from deepstation.models.assemble import build_model
@@ -145,7 +143,7 @@ def deepstation_round(task, data, plan, epochs: int, root: Path, folder_type=Non
     folder = RunFolder.create(root, task.name)
     if folder_type is not None:
         folder = folder_type(folder.path)
-    clock = Clock()
+    clock = clock_type()
     fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, folder, clock)
     times = [b - a for a, b in zip(clock.marks, clock.marks[1:])]
     return {"times": times, "train_secs": [r["seconds"] for r in clock.records],
@@ -156,11 +154,13 @@ def deepstation_round(task, data, plan, epochs: int, root: Path, folder_type=Non
 # --- where deepstation's end-of-epoch time goes (--breakdown) ----------------------------------------------------
 
 def breakdown(task, data, plan, epochs: int, rounds: int, root: Path) -> dict:
-    """Mean milliseconds per epoch of each store call and of the evaluation, timed by wrapping them."""
+    """Median milliseconds per epoch of each part of deepstation's epoch: the training phase (fit's own
+    record["seconds"]), evaluate, and each store call, timed by wrapping them; `other` is what is left."""
     from deepstation.run import RunFolder
     from deepstation.training import loop
 
-    spent: dict[str, float] = {}
+    epochs_parts: list[dict] = []
+    current: dict[str, float] = {}
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -168,7 +168,7 @@ def breakdown(task, data, plan, epochs: int, rounds: int, root: Path) -> dict:
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+                current[name] = current.get(name, 0.0) + time.perf_counter() - began
         return wrapper
 
     class TimedFolder(RunFolder):
@@ -176,21 +176,26 @@ def breakdown(task, data, plan, epochs: int, rounds: int, root: Path) -> dict:
         save_checkpoint = timed("save_checkpoint", RunFolder.save_checkpoint)
         save_best = timed("save_best", RunFolder.save_best)
 
+    class TimedClock(Clock):
+        def epoch(self, record):
+            super().epoch(record)
+            parts = dict(current, epoch=self.marks[-1] - self.marks[-2], **{"train phase": record["seconds"]})
+            parts["other"] = parts["epoch"] - sum(v for k, v in parts.items() if k != "epoch")
+            epochs_parts.append(parts)
+            current.clear()
+
     original = loop.evaluate
     loop.evaluate = timed("evaluate", original)
-    epochs_run, total, train = 0, 0.0, 0.0
     try:
         for _ in range(rounds):
-            r = deepstation_round(task, data, plan, epochs, root, TimedFolder)
-            epochs_run += len(r["times"])
-            total += sum(r["times"])
-            train += sum(r["train_secs"])
+            deepstation_round(task, data, plan, epochs, root, TimedFolder, TimedClock)
     finally:
         loop.evaluate = original
-    result = {k: 1000 * v / epochs_run for k, v in spent.items()}
-    result["train phase"] = 1000 * train / epochs_run
-    result["epoch"] = 1000 * total / epochs_run
-    result["other"] = result["epoch"] - sum(v for k, v in result.items() if k != "epoch")
+    keys = {k for p in epochs_parts for k in p}
+    result = {k: 1000 * _common.median([p.get(k, 0.0) for p in epochs_parts]) for k in keys}
+    best_calls = [p["save_best"] for p in epochs_parts if "save_best" in p]
+    result["save_best per call"] = 1000 * _common.median(best_calls) if best_calls else 0.0
+    result["save_best share"] = len(best_calls) / len(epochs_parts)
     return result
 
 
@@ -217,7 +222,7 @@ def bench_task(path: str, rounds: int, epochs: int, root: Path, quick: bool) -> 
         plain_round(warm, data, plan, warm.trainer.epochs)
 
     ds, pl = {"times": [], "train_secs": []}, {"times": [], "train_secs": []}
-    worst_loss_gap = 0.0
+    worst_loss_gap, paired = 0.0, []
     for i in range(rounds):
         order = ("ds", "plain") if i % 2 == 0 else ("plain", "ds")  # ABBA: drift hits both alike
         got = {}
@@ -227,6 +232,7 @@ def bench_task(path: str, rounds: int, epochs: int, root: Path, quick: bool) -> 
         for acc, side in ((ds, "ds"), (pl, "plain")):
             acc["times"] += got[side]["times"]
             acc["train_secs"] += got[side]["train_secs"]
+        paired.append(_common.median(got["ds"]["times"]) / _common.median(got["plain"]["times"]))
         gap = max(abs(a - b) for a, b in zip(got["ds"]["loss"], got["plain"]["loss"]))
         worst_loss_gap = max(worst_loss_gap, gap)
 
@@ -240,28 +246,30 @@ def bench_task(path: str, rounds: int, epochs: int, root: Path, quick: bool) -> 
             "precision": plan.precision, "plain_ms": 1000 * pl_epoch, "ds_ms": 1000 * ds_epoch,
             "ratio": ds_epoch / pl_epoch, "train_ratio": ds_train / pl_train, "plain_train_ms": 1000 * pl_train,
             "ds_train_ms": 1000 * ds_train, "plain_tail_ms": 1000 * pl_tail, "ds_tail_ms": 1000 * ds_tail,
-            "mean_ratio": (sum(ds["times"]) / len(ds["times"])) / (sum(pl["times"]) / len(pl["times"])),
+            "paired_ratio": _common.median(paired),
             "loss_gap": worst_loss_gap, "task_obj": task, "data": data, "plan": plan}
 
 
 def table(results) -> str:
     lines = ["| task | epochs timed (each side) | plain ms/epoch | deepstation ms/epoch | ratio (median) | "
-             "ratio (mean) | train phase: plain / deepstation ms | end of epoch: plain / deepstation ms |",
+             "paired ratio | train phase: plain / deepstation ms | end of epoch: plain / deepstation ms |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         mark = "" if r["ratio"] <= TARGET else " ✗"
         lines.append(f"| `{r['task']}` ({r['model']}) | {r['epochs']} ({r['rounds']} rounds x {r['per_round']}) | "
-                     f"{r['plain_ms']:.2f} | {r['ds_ms']:.2f} | **{r['ratio']:.3f}**{mark} | {r['mean_ratio']:.3f} | "
+                     f"{r['plain_ms']:.2f} | {r['ds_ms']:.2f} | **{r['ratio']:.3f}**{mark} | {r['paired_ratio']:.3f} | "
                      f"{r['plain_train_ms']:.2f} / {r['ds_train_ms']:.2f} | "
                      f"{r['plain_tail_ms']:.2f} / {r['ds_tail_ms']:.2f} |")
     return "\n".join(lines)
 
 
 def breakdown_table(rows) -> str:
-    keys = ["epoch", "train phase", "evaluate", "save_best", "save_checkpoint", "append_metrics", "other"]
-    lines = ["| task | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    keys = ["epoch", "train phase", "evaluate", "save_checkpoint", "save_best", "append_metrics", "other"]
+    lines = ["| task | " + " | ".join(keys) + " | save_best per call (share of epochs) |",
+             "|---|" + "---|" * (len(keys) + 1)]
     for path, b in rows:
-        lines.append(f"| `{path}` | " + " | ".join(f"{b.get(k, 0.0):.2f}" for k in keys) + " |")
+        lines.append(f"| `{path}` | " + " | ".join(f"{b.get(k, 0.0):.2f}" for k in keys)
+                     + f" | {b['save_best per call']:.2f} ({b['save_best share']:.0%}) |")
     return "\n".join(lines)
 
 
@@ -280,6 +288,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()  # one process, one setting: both loops run with the same count
+    load_before = os.getloadavg()[0]
     began = time.perf_counter()
     results, parts = [], []
     with tempfile.TemporaryDirectory(prefix="deepstation-bench-") as tmp:
@@ -304,12 +313,17 @@ def main(argv=None) -> int:
             f"doing the same work.")
     out = table(results)
     if parts:
-        out += ("\n\nWhere deepstation's epoch goes (mean ms per epoch, each store call and evaluate timed by "
-                "wrapping it; `other` is the rest):\n\n" + breakdown_table(parts))
+        out += ("\n\nWhere deepstation's epoch goes (median ms per epoch over separate, extra rounds; each store "
+                "call and evaluate timed by wrapping it; `other` is the rest of the epoch):\n\n"
+                + breakdown_table(parts))
     print()
     print(out)
     print()
     print(same)
+    load = (f"Load average (1 min) just before the run: {load_before:.2f}"
+            + (" — other processes were busy; rerun on an idle machine for steadier figures." if load_before > 0.5
+               else " (idle)."))
+    print(load)
     verdict = all(r["ratio"] <= TARGET for r in results)
     print(f"target deepstation/plain <= {TARGET}: {'met' if verdict else 'NOT met'} ({seconds:.0f} s)")
 
@@ -332,7 +346,7 @@ Target: ratio <= {TARGET}.
 
 {out}
 
-{same}
+{same} {load}
 """
         _common.write_section("bench_loop", body)
         print(f"wrote {_common.rel(_common.RESULTS)}")
