@@ -40,17 +40,24 @@ class RunFolder:
             path = root / (f"{name}-{stamp}" + (f"-{n}" if n else ""))
             try:
                 path.mkdir()  # atomic: two runs started in the same second get different folders
-                return cls(path)
             except FileExistsError:
                 continue
+            folder = cls(path)
+            # at once, so that a kill at any later moment leaves a folder marked as a run that did not finish
+            folder.write_info(id=path.name, name=name, status="running", pid=os.getpid(), host=socket.gethostname(),
+                              started=_now())
+            return folder
         raise DeepstationError(f"{root}: could not create a new run folder for {name}")
 
     @classmethod
     def open(cls, path) -> "RunFolder":
         folder = cls(path)
-        if not (folder.path / "run.json").is_file() or not (folder.path / "config.yaml").is_file():
-            raise DeepstationError(f"{path}: not a deepstation run folder (no run.json and config.yaml); pass a "
-                                   f"folder made by `deepstation train`, such as runs/<name>-<timestamp>")
+        if not (folder.path / "run.json").is_file():
+            raise DeepstationError(f"{path}: not a deepstation run folder (no run.json); pass a folder made by "
+                                   f"`deepstation train`, such as runs/<name>-<timestamp>")
+        if not (folder.path / "config.yaml").is_file():
+            raise DeepstationError(f"{path}: the run stopped before it wrote its config.yaml; nothing to resume or "
+                                   f"load, train the task again")
         return folder
 
     def __getattr__(self, name):  # folder.config, folder.checkpoint, ... -> paths
