@@ -32,6 +32,8 @@ class Split(Strict):
     valid: float = Field(0.15, ge=0, lt=1)
     test: float = Field(0.15, ge=0, lt=1)
     seed: int = 0
+    column: Optional[str] = Field(None, description="A column of train/valid/test naming each row's split; "
+                                                    "the fractions are then not used")
 
     @model_validator(mode="after")
     def _leaves_training_rows(self):
@@ -45,6 +47,7 @@ class Data(Strict):
     index: str = Field("index.csv", description="For a folder source: the CSV inside it listing path,label rows")
     split: Split = Split()
     on_bad_sample: Literal["error", "skip"] = "error"
+    options: dict[str, Any] = Field(default_factory=dict, description="Settings of a builtin: source, such as its size")
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -91,7 +94,16 @@ class NumberOutput(Strict):
     loss: Literal["mse", "huber"] = "mse"
 
 
-Output = Annotated[Union[CategoryOutput, NumberOutput], Field(discriminator="type")]
+class SequenceOutput(Strict):
+    """Text (a caption, a transcript) predicted as tokens over the encoder's time steps with a CTC head."""
+
+    name: str
+    type: Literal["sequence"]
+    column: str
+    unit: Literal["char", "word"] = Field("char", description="Tokens: characters or space-separated words")
+
+
+Output = Annotated[Union[CategoryOutput, NumberOutput, SequenceOutput], Field(discriminator="type")]
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -121,6 +133,8 @@ Encoder = Annotated[Union[MlpEncoder, CnnEncoder], Field(discriminator="kind")]
 
 # Which encoder kinds can read which input type; the first is the default.
 ENCODERS_FOR = {"table": ["mlp"], "image": ["cnn", "mlp"]}
+# Kinds that can give time steps to a sequence output (see deepstation.models.encoders).
+TEMPORAL_KINDS = ["cnn"]
 
 
 class Combiner(Strict):
@@ -194,6 +208,15 @@ def _semantic_checks(task: Task) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"inputs/outputs: the name `{dupes[0]}` is used twice; give each input and output its own name")
+    if any(o.type == "sequence" for o in task.outputs) and (len(task.inputs) != 1 or task.inputs[0].type == "table"):
+        raise ValueError("outputs: a sequence output reads the time steps of one input; give the task exactly one "
+                         "image, audio or series input")
+    if any(o.type == "sequence" for o in task.outputs):
+        name = task.inputs[0].name
+        kind = task.encoder_for(name).kind
+        if kind not in TEMPORAL_KINDS:
+            raise ValueError(f"model.encoders.{name}.kind: `{kind}` gives one vector, not the time steps a sequence "
+                             f"output needs; use {' or '.join(k for k in ENCODERS_FOR[task.inputs[0].type] if k in TEMPORAL_KINDS)}")
     input_names = [i.name for i in task.inputs]
     for name, enc in task.model.encoders.items():
         if name not in input_names:

@@ -30,6 +30,8 @@ MAX_EPOCHS_ENV = "DEEPSTATION_MAX_EPOCHS"
 class RunFolder:
     def __init__(self, path):
         self.path = Path(path)
+        self._pending: list = []  # (path, state) writes waiting for the next background batch
+        self._background = None
 
     @classmethod
     def create(cls, root, name: str) -> "RunFolder":
@@ -88,14 +90,27 @@ class RunFolder:
             f.write(json.dumps(_finite(record)) + "\n")
 
     def save_checkpoint(self, state: dict) -> None:
-        from deepstation.training import checkpoint
-
-        checkpoint.save(self.checkpoint, state)
+        self._pending.append((self.checkpoint, _snapshot(state)))
+        self._writer().submit(*self._pending)  # best.pt (if any) then checkpoint.pt, in the background
+        self._pending = []
 
     def save_best(self, weights: dict) -> None:
-        from deepstation.training import checkpoint
+        self._pending.append((self.best, weights))  # the loop's own CPU copy: no snapshot needed
 
-        checkpoint.save(self.best, weights)
+    def flush(self) -> None:
+        """Wait for the background writes; called when training ends, whichever way."""
+        if self._pending:
+            self._writer().submit(*self._pending)
+            self._pending = []
+        if self._background is not None:
+            self._background.wait()
+
+    def _writer(self):
+        from deepstation.training.checkpoint import Writer
+
+        if self._background is None:
+            self._background = Writer()
+        return self._background
 
     def load_best(self) -> dict | None:
         from deepstation.training import checkpoint
@@ -142,7 +157,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     plan = devices.plan(cfg.device, cfg.precision)  # before the data: a wrong device fails fast
     _check_monitor(task)
 
-    table = read_source(task.data.source, task.data.index)
+    table = read_source(task.data.source, task.data.index, task.data.options)
     data = prepare(task, table)
     seed(cfg.seed)
     model = build_model(task, data.codecs, data.targets)
@@ -240,7 +255,8 @@ class Run:
 
         bs = self.task.trainer.eval_batch_size
         if source is None:
-            data = prepare(self.task, read_source(self.task.data.source, self.task.data.index), self._state())
+            d = self.task.data
+            data = prepare(self.task, read_source(d.source, d.index, d.options), self._state())
             parts = {s: p for s, p in data.parts.items() if len(p)}
             self.unseen_labels = data.unseen
         else:
@@ -257,7 +273,7 @@ class Run:
 
         from deepstation.data.prepare import encode_table
         from deepstation.data.sources import Table, read_inputs
-        from deepstation.training.evaluate import forward_all
+        from deepstation.training.evaluate import run_batches
 
         if isinstance(data, pd.DataFrame):
             table = Table(data.reset_index(drop=True), "data", Path.cwd())
@@ -266,16 +282,22 @@ class Run:
             column = images[0].column if len(images) == 1 and len(self.task.inputs) == 1 else None
             table = read_inputs(data, column, self.task.data.index)
         part, _ = encode_table(self.codecs, self.targets, table, with_targets=False)
-        outputs = forward_all(self.model, _on(part, self.plan.device).features, self.plan,
-                              self.task.trainer.eval_batch_size)
+        preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,
+                               self.task.trainer.eval_batch_size)
         result = table.frame.copy()
-        for name, head in self.model.heads.items():
-            pred = {k: v.cpu().numpy() for k, v in head.predict(outputs[name]).items()}
+        for name, pred in preds.items():
+            codec = self.targets[name]
             if "class" in pred:
-                result[f"{name}_pred"] = self.targets[name].decode(pred["class"])
-                result[f"{name}_prob"] = pred["prob"]
+                result[f"{name}_pred"] = codec.decode(pred["class"].numpy())
+                result[f"{name}_prob"] = pred["prob"].numpy()
+            elif "tokens" in pred:
+                result[f"{name}_pred"] = codec.decode(pred["tokens"])
             else:
-                result[f"{name}_pred"] = self.targets[name].decode(pred["value"])
+                values = codec.decode(pred["value"].numpy())
+                if values.ndim == 1:
+                    result[f"{name}_pred"] = values
+                for step in range(values.shape[1] if values.ndim == 2 else 0):  # a horizon: a column per step
+                    result[f"{name}_pred_{step + 1}"] = values[:, step]
         return result
 
     def _state(self) -> dict:
@@ -337,6 +359,12 @@ def _on(part, device):
     from deepstation.training.tensors import to_device
 
     return Part(to_device(part.features, device), to_device(part.targets, device), part.rows)
+
+
+def _snapshot(state):
+    from deepstation.training.checkpoint import snapshot
+
+    return snapshot(state)
 
 
 def _finite(obj):

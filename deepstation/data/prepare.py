@@ -9,12 +9,12 @@ from deepstation.data.image import ImageCodec
 from deepstation.data.sources import Table, require_columns
 from deepstation.data.table import TableCodec
 from deepstation.data.split import split_rows
-from deepstation.data.targets import CategoryTarget, NumberTarget
+from deepstation.data.targets import CategoryTarget, NumberTarget, SequenceTarget
 from deepstation.errors import DeepstationError
 
 # input type -> codec; output type -> target codec. A new modality is a new module and one line here.
 INPUT_CODECS = {"table": TableCodec, "image": ImageCodec}
-TARGET_CODECS = {"category": CategoryTarget, "number": NumberTarget}
+TARGET_CODECS = {"category": CategoryTarget, "number": NumberTarget, "sequence": SequenceTarget}
 
 
 @dataclass
@@ -65,9 +65,7 @@ def prepare(task, table: Table, state: dict | None = None) -> Prepared:
     if len(keep) == 0:
         raise DeepstationError(f"{table.origin}: no usable rows: every sample failed to decode")
 
-    strata = next((raw_out[o.name][keep] for o in task.outputs if o.type == "category"), None)
-    s = task.data.split
-    positions = split_rows(len(keep), s.valid, s.test, s.seed, strata)
+    positions = _split(task, table, keep, raw_out)
     if len(positions["train"]) == 0:
         raise DeepstationError(f"{table.origin}: {len(keep)} row(s) leave none for training after the split; "
                                f"add rows or lower data.split.valid and data.split.test")
@@ -89,6 +87,22 @@ def prepare(task, table: Table, state: dict | None = None) -> Prepared:
             if labels:
                 unseen[f"{split}/{name}"] = labels
     return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen)
+
+
+def _split(task, table: Table, keep: np.ndarray, raw_out: dict) -> dict:
+    """Positions (into `keep`) per split: from the split column, or by fractions, stratified by the first
+    category output."""
+    s = task.data.split
+    if s.column:
+        require_columns(table, {s.column: "data.split.column"})
+        names = table.frame[s.column].astype(str).to_numpy()[keep]
+        wrong = sorted(set(names) - {"train", "valid", "test"})
+        if wrong:
+            raise DeepstationError(f"{table.origin}: column `{s.column}` (data.split.column) holds {wrong[0]!r}; "
+                                   f"expected train, valid or test in every row")
+        return {k: np.flatnonzero(names == k) for k in ("train", "valid", "test")}
+    strata = next((raw_out[o.name][keep] for o in task.outputs if o.type == "category"), None)
+    return split_rows(len(keep), s.valid, s.test, s.seed, strata)
 
 
 def encode_table(codecs, targets, table: Table, with_targets: bool) -> tuple[Part, dict]:

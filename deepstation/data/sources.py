@@ -11,6 +11,7 @@ from deepstation.errors import DeepstationError, did_you_mean
 BUILTINS = {
     # name -> "module:function"; imported only when asked for
     "digits": "deepstation.data.builtin.digits:load",
+    "digit-strips": "deepstation.data.builtin.strips:load",
 }
 
 
@@ -23,9 +24,9 @@ class Table:
     base_dir: Path
 
 
-def read_source(source: str, index: str = "index.csv") -> Table:
+def read_source(source: str, index: str = "index.csv", options: dict | None = None) -> Table:
     if source.startswith("builtin:"):
-        table = _builtin(source.split(":", 1)[1])
+        table = _builtin(source.split(":", 1)[1], options or {})
     else:
         table = _read_path(Path(source), index)
     if len(table.frame) == 0:
@@ -34,14 +35,21 @@ def read_source(source: str, index: str = "index.csv") -> Table:
     return table
 
 
-def _builtin(name: str) -> Table:
+def _builtin(name: str, options: dict) -> Table:
     import importlib
+    import inspect
 
     if name not in BUILTINS:
         raise DeepstationError(f"data.source: no built-in data set `builtin:{name}`; available: "
                                + ", ".join(f"builtin:{n}" for n in BUILTINS) + "." + did_you_mean(name, BUILTINS))
     module, func = BUILTINS[name].split(":")
-    frame = getattr(importlib.import_module(module), func)()
+    loader = getattr(importlib.import_module(module), func)
+    allowed = [p for p in inspect.signature(loader).parameters]
+    for key in options:
+        if key not in allowed:
+            raise DeepstationError(f"data.options.{key}: builtin:{name} has no such option; its options are "
+                                   f"{', '.join(allowed) or 'none'}." + did_you_mean(key, allowed))
+    frame = loader(**options)
     return Table(frame, f"builtin:{name}", Path.cwd())
 
 

@@ -1,4 +1,5 @@
-"""Output columns as training targets: category labels as class indices, numbers standardised on train."""
+"""Output columns as training targets: category labels as class indices, numbers standardised on train, text as
+token sequences."""
 from __future__ import annotations
 
 import numpy as np
@@ -87,3 +88,58 @@ def _plain(value):
     if isinstance(value, (int, str)):
         return value
     return str(value) if not isinstance(value, pd.Timestamp) else value.isoformat()
+
+
+class SequenceTarget:
+    """Text as a sequence of tokens (characters or words) for a CTC head. Index 0 is CTC's blank."""
+
+    def __init__(self, spec, state: dict | None = None):
+        self.spec = spec
+        self.state = state
+
+    def columns(self) -> dict[str, str]:
+        return {self.spec.column: f"outputs.{self.spec.name}.column"}
+
+    def read(self, table) -> np.ndarray:
+        values = table.frame[self.spec.column]
+        empty = np.flatnonzero([pd.isna(v) or not str(v).strip() for v in values])
+        if len(empty):
+            raise DeepstationError(f"{table.origin}: row {empty[0] + 1}, column `{self.spec.column}` "
+                                   f"(outputs.{self.spec.name}): the text is empty; every row needs a caption or "
+                                   f"transcript ({len(empty)} such row(s)); fix or drop them")
+        return np.asarray([" ".join(str(v).split()) for v in values], dtype=object)
+
+    def tokens(self, text: str) -> list[str]:
+        return text.split() if self.spec.unit == "word" else list(text)
+
+    def join(self, tokens: list[str]) -> str:
+        return " ".join(tokens) if self.spec.unit == "word" else "".join(tokens)
+
+    def fit(self, raw) -> None:
+        self.state = {"vocab": sorted({t for text in raw.tolist() for t in self.tokens(text)})}
+
+    def encode(self, raw) -> dict:
+        import torch
+
+        index = {t: i + 1 for i, t in enumerate(self.state["vocab"])}
+        seqs = [[index[t] for t in self.tokens(text) if t in index] for text in raw.tolist()]
+        width = max((len(s) for s in seqs), default=0)
+        tokens = torch.zeros((len(seqs), max(width, 1)), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            tokens[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        return {"tokens": tokens, "lengths": torch.tensor([len(s) for s in seqs], dtype=torch.long)}
+
+    def decode(self, sequences) -> list[str]:
+        vocab = self.state["vocab"]
+        return [self.join([vocab[i - 1] for i in seq if 0 < i <= len(vocab)]) for seq in sequences]
+
+    def texts(self, target: dict) -> list[str]:
+        """The reference texts back from encoded targets (tokens never seen in training are gone)."""
+        return self.decode([row[:n].tolist() for row, n in zip(target["tokens"], target["lengths"])])
+
+    def unseen(self, raw) -> list:
+        known = set(self.state["vocab"])
+        return sorted({t for text in raw.tolist() for t in self.tokens(text) if t not in known})
+
+    def shape(self) -> dict:
+        return {"type": "sequence", "classes": len(self.state["vocab"]) + 1}

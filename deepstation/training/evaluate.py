@@ -1,7 +1,6 @@
 """Run a model over a split and score it: loss and each output's metrics, in the output's own units."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from deepstation.training import metrics
@@ -9,42 +8,56 @@ from deepstation.training.tensors import rows, take
 
 
 @torch.no_grad()
-def forward_all(model, features: dict, plan, batch_size: int) -> dict:
-    """Outputs for every row, in order; batches keep memory bounded."""
+def run_batches(model, features: dict, plan, batch_size: int, targets: dict | None = None):
+    """Predictions of every head for every row, in order (batches keep memory bounded), and with `targets`
+    each head's mean loss. Returns ({head: {key: tensor or list}}, {head: loss})."""
     model.eval()
-    n = rows(features)
-    chunks: dict[str, list] = {}
-    for start in range(0, n, batch_size):
+    preds: dict = {name: {} for name in model.heads}
+    sums = {name: torch.zeros((), device=plan.device) for name in model.heads}
+    counts = dict.fromkeys(model.heads, 0)
+    for start in range(0, rows(features), batch_size):
+        part = slice(start, start + batch_size)
         with plan.autocast():
-            out = model(take(features, slice(start, start + batch_size)))
-        for name, value in out.items():
-            chunks.setdefault(name, []).append(value.float())
-    return {name: torch.cat(parts) for name, parts in chunks.items()}
-
-
-@torch.no_grad()
-def score(model, outputs: dict, targets: dict, codecs: dict) -> dict:
-    n_out = len(model.heads)
-    result, total = {}, 0.0
-    for name, head in model.heads.items():
-        y, out = targets[name], outputs[name]
-        total += float(head.loss(out, y, reduction="sum")) / max(int(head.count(y)), 1)
-        kind = codecs[name].shape()["type"]
-        for metric, value in SCORERS[kind](head.predict(out), y, codecs[name]).items():
-            result[metrics.key(name, metric, n_out)] = value
-    return {"loss": total, **result}
+            out = model(take(features, part))
+        for name, head in model.heads.items():
+            for key, value in head.predict(out[name]).items():
+                preds[name].setdefault(key, []).append(value)
+            if targets is not None:
+                y = take(targets[name], part)
+                sums[name] += head.loss(out[name], y, reduction="sum").detach()
+                counts[name] += head.count(y)
+    merged = {name: {k: _join(v) for k, v in p.items()} for name, p in preds.items()}
+    losses = {name: float(sums[name]) / max(counts[name], 1) for name in model.heads} if targets is not None else {}
+    return merged, losses
 
 
 def evaluate(model, part, plan, batch_size: int, codecs: dict) -> dict:
-    return score(model, forward_all(model, part.features, plan, batch_size), part.targets, codecs)
+    """{"loss": sum of the heads' mean losses, then each output's metrics (prefixed when there are several)}."""
+    preds, losses = run_batches(model, part.features, plan, batch_size, part.targets)
+    result = {"loss": sum(losses.values())}
+    for name in model.heads:
+        kind = codecs[name].shape()["type"]
+        for metric, value in SCORERS[kind](preds[name], part.targets[name], codecs[name]).items():
+            result[metrics.key(name, metric, len(model.heads))] = value
+    return result
+
+
+def _join(chunks: list):
+    if isinstance(chunks[0], torch.Tensor):
+        return torch.cat(chunks).cpu()
+    return [item for chunk in chunks for item in chunk]
 
 
 def _category(pred, y, codec) -> dict:
-    return metrics.category(y.cpu().numpy(), pred["class"].cpu().numpy(), codec.shape()["classes"])
+    return metrics.category(y.cpu().numpy(), pred["class"].numpy(), codec.shape()["classes"])
 
 
 def _number(pred, y, codec) -> dict:
-    return metrics.number(codec.decode(y.cpu().numpy()), codec.decode(pred["value"].cpu().numpy()))
+    return metrics.number(codec.decode(y.cpu().numpy()).ravel(), codec.decode(pred["value"].numpy()).ravel())
 
 
-SCORERS = {"category": _category, "number": _number}
+def _sequence(pred, y, codec) -> dict:
+    return metrics.sequence(codec.texts({k: v.cpu() for k, v in y.items()}), codec.decode(pred["tokens"]))
+
+
+SCORERS = {"category": _category, "number": _number, "sequence": _sequence}

@@ -40,7 +40,7 @@ def make_optimizer(model, cfg) -> torch.optim.Optimizer:
 def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | None = None) -> Outcome:
     """Train `model` on the `train` part, validating on `valid` (may be empty) after every epoch.
 
-    store: append_metrics(record), save_checkpoint(state), save_best(weights), load_best().
+    store: append_metrics(record), save_checkpoint(state), save_best(weights), load_best(), flush().
     progress: start(total, done, monitor), epoch(record), close().
     resume: a checkpoint from store.save_checkpoint; training continues exactly where it stopped.
     """
@@ -75,65 +75,68 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
     stopped = "completed"
     epoch = first - 1
     progress.start(cfg.epochs, first - 1, cfg.monitor)
-    for epoch in range(first, cfg.epochs + 1):
-        model.train()
-        started = time.perf_counter()
-        order = torch.randperm(n, generator=shuffle).to(device)
-        losses = []
-        for step in range(steps):
-            if cfg.schedule != "constant":
-                _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
-                                                 steps * cfg.epochs))
-            index = order[step * bs:(step + 1) * bs]
-            xb, yb = take(x_train, index), take(y_train, index)
-            with plan.autocast():
-                out = step_model(xb)
-                loss = model.loss(out, yb)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(loss.detach())
-        losses = torch.stack(losses).float().cpu()  # note: the epoch's one CPU-GPU sync point
-        if not torch.isfinite(losses).all():
-            bad = int(torch.nonzero(~torch.isfinite(losses))[0])
-            raise TrainingError(
-                f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of {steps}; "
-                f"the last good checkpoint (epoch {epoch - 1}) is kept; lower trainer.learning_rate or set "
-                f"trainer.grad_clip")
-        seconds = time.perf_counter() - started
+    try:
+        for epoch in range(first, cfg.epochs + 1):
+            model.train()
+            started = time.perf_counter()
+            order = torch.randperm(n, generator=shuffle).to(device)
+            losses = []
+            for step in range(steps):
+                if cfg.schedule != "constant":
+                    _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
+                                                     steps * cfg.epochs))
+                index = order[step * bs:(step + 1) * bs]
+                xb, yb = take(x_train, index), take(y_train, index)
+                with plan.autocast():
+                    out = step_model(xb)
+                    loss = model.loss(out, yb)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.detach())
+            losses = torch.stack(losses).float().cpu()  # note: the epoch's one CPU-GPU sync point
+            if not torch.isfinite(losses).all():
+                bad = int(torch.nonzero(~torch.isfinite(losses))[0])
+                raise TrainingError(
+                    f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of {steps}; "
+                    f"the last good checkpoint (epoch {epoch - 1}) is kept; lower trainer.learning_rate or set "
+                    f"trainer.grad_clip")
+            seconds = time.perf_counter() - started
 
-        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
-                  "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
-        if len(valid):
-            record["valid"] = evaluate(model, valid_dev, plan, cfg.eval_batch_size, codecs)
-        value = record[split][cfg.monitor]
-        if improved(cfg.monitor, value, best):
-            best, best_epoch, stale = value, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            store.save_best(best_state)
-        else:
-            stale += 1
+            record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
+                      "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
+            if len(valid):
+                record["valid"] = evaluate(model, valid_dev, plan, cfg.eval_batch_size, codecs)
+            value = record[split][cfg.monitor]
+            if improved(cfg.monitor, value, best):
+                best, best_epoch, stale = value, epoch, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                store.save_best(best_state)
+            else:
+                stale += 1
 
-        store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
-        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scaler": scaler.state_dict(), "shuffle": shuffle.get_state(), "rng": torch.get_rng_state(),
-                 "best": best, "best_epoch": best_epoch, "stale": stale}
-        if device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(device)
-        store.save_checkpoint(state)
-        progress.epoch(record)
+            store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
+            state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scaler": scaler.state_dict(), "shuffle": shuffle.get_state(), "rng": torch.get_rng_state(),
+                     "best": best, "best_epoch": best_epoch, "stale": stale}
+            if device.type == "cuda":
+                state["cuda_rng"] = torch.cuda.get_rng_state(device)
+            store.save_checkpoint(state)
+            progress.epoch(record)
 
-        if cfg.patience and stale >= cfg.patience:
-            stopped = "early_stop"
-            break
-        if cfg.max_minutes and time.perf_counter() - began >= cfg.max_minutes * 60:
-            stopped = "time_budget"
-            break
-    progress.close()
+            if cfg.patience and stale >= cfg.patience:
+                stopped = "early_stop"
+                break
+            if cfg.max_minutes and time.perf_counter() - began >= cfg.max_minutes * 60:
+                stopped = "time_budget"
+                break
+    finally:
+        store.flush()  # the background checkpoint writes, whichever way the loop ended
+        progress.close()
     return Outcome(epochs=epoch, best_epoch=best_epoch, best=best, stopped=stopped, best_state=best_state)
 
 

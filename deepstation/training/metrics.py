@@ -6,7 +6,9 @@ import math
 import numpy as np
 
 MAXIMISE = {"accuracy", "macro_f1"}
-NAMES = {"category": ["accuracy", "macro_f1"], "number": ["mae", "rmse", "mape"]}
+NAMES = {"category": ["accuracy", "macro_f1"], "number": ["mae", "rmse", "mape"],
+         "sequence": ["exact_match", "cer", "wer"]}
+MAXIMISE = MAXIMISE | {"exact_match"}
 
 
 def category(true: np.ndarray, pred: np.ndarray, classes: int) -> dict:
@@ -31,6 +33,28 @@ def number(true: np.ndarray, pred: np.ndarray) -> dict:
         # percent; rows whose true value is 0 have no percentage error and are left out
         "mape": float(np.mean(np.abs(err[nonzero] / true[nonzero])) * 100) if nonzero.any() else math.nan,
     }
+
+
+def sequence(true: list[str], pred: list[str]) -> dict:
+    """exact_match: share of texts predicted whole; cer and wer: edit distance over the reference's characters
+    (words), summed over all texts (as speech recognition reports them)."""
+    if not true:
+        return {"exact_match": math.nan, "cer": math.nan, "wer": math.nan}
+    chars = sum(edit_distance(t, p) for t, p in zip(true, pred)) / max(sum(len(t) for t in true), 1)
+    words = sum(edit_distance(t.split(), p.split()) for t, p in zip(true, pred)) / max(
+        sum(len(t.split()) for t in true), 1)
+    return {"exact_match": float(np.mean([t == p for t, p in zip(true, pred)])), "cer": chars, "wer": words}
+
+
+def edit_distance(a, b) -> int:
+    """Levenshtein distance between two sequences (strings or lists of words)."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]
 
 
 def names(outputs) -> list[str]:
