@@ -75,7 +75,29 @@ class ImageInput(Strict):
     channels: Optional[Literal[1, 3]] = Field(None, description="1 (grayscale) or 3 (RGB); default: the first image's")
 
 
-Input = Annotated[Union[TableInput, ImageInput], Field(discriminator="type")]
+class AudioInput(Strict):
+    name: str
+    type: Literal["audio"]
+    column: str = Field(description="The column holding audio file paths (WAV, FLAC, ...), relative to the index file")
+    sample_rate: int = Field(16000, ge=1000, description="Audio is resampled to this rate")
+    n_mels: int = Field(40, ge=8, description="Mel bands of the log-mel spectrogram (computed in torch)")
+    augment: bool = Field(True, description="SpecAugment-style time and frequency masking while training")
+
+
+class SeriesInput(Strict):
+    """A window of past values (forecasting), or, with `window` left out, a whole series held in each row."""
+
+    name: str
+    type: Literal["series"]
+    columns: list[str] = Field(min_length=1, description="Value columns (rows in time order); or one column of arrays")
+    window: Optional[int] = Field(None, ge=2, description="Past steps the model sees; leave out when each row holds "
+                                                         "a whole series")
+    date: Optional[str] = Field(None, description="Date column: parsed, checked for order and duplicates")
+    calendar: bool = Field(False, description="Add month-of-year and day-of-week features of the forecast origin")
+    transform: Literal["none", "log"] = Field("none", description="log for series that grow by multiples")
+
+
+Input = Annotated[Union[TableInput, ImageInput, AudioInput, SeriesInput], Field(discriminator="type")]
 
 
 # --- outputs ----------------------------------------------------------------------------------
@@ -92,6 +114,7 @@ class NumberOutput(Strict):
     type: Literal["number"]
     column: str
     loss: Literal["mse", "huber"] = "mse"
+    horizon: int = Field(1, ge=1, description="Steps ahead to predict, with a series input's window")
 
 
 class SequenceOutput(Strict):
@@ -129,12 +152,48 @@ class CnnEncoder(Strict):
     activation: Activation = "relu"
 
 
-Encoder = Annotated[Union[MlpEncoder, CnnEncoder], Field(discriminator="kind")]
+class AudioEncoder(Strict):
+    """Log-mel frames -> conv layers (subsampling time by 4) -> a bidirectional GRU."""
+
+    kind: Literal["audio"]
+    width: int = Field(64, ge=1)
+    depth: int = Field(2, ge=1, description="GRU layers")
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class Cnn1dEncoder(Strict):
+    kind: Literal["cnn1d"]
+    width: int = Field(32, ge=1)
+    depth: int = Field(3, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    activation: Activation = "relu"
+
+
+class GruEncoder(Strict):
+    kind: Literal["gru"]
+    width: int = Field(64, ge=1)
+    depth: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TransformerEncoder(Strict):
+    kind: Literal["transformer"]
+    width: int = Field(64, ge=8, description="Model dimension (a multiple of heads)")
+    depth: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+Encoder = Annotated[Union[MlpEncoder, CnnEncoder, AudioEncoder, Cnn1dEncoder, GruEncoder, TransformerEncoder],
+                    Field(discriminator="kind")]
+ENCODER_CONFIGS = {"mlp": MlpEncoder, "cnn": CnnEncoder, "audio": AudioEncoder, "cnn1d": Cnn1dEncoder,
+                   "gru": GruEncoder, "transformer": TransformerEncoder}
 
 # Which encoder kinds can read which input type; the first is the default.
-ENCODERS_FOR = {"table": ["mlp"], "image": ["cnn", "mlp"]}
+ENCODERS_FOR = {"table": ["mlp"], "image": ["cnn", "mlp"], "audio": ["audio"],
+                "series": ["mlp", "cnn1d", "gru", "transformer"]}
 # Kinds that can give time steps to a sequence output (see deepstation.models.encoders).
-TEMPORAL_KINDS = ["cnn"]
+TEMPORAL_KINDS = ["cnn", "audio", "cnn1d", "gru", "transformer"]
 
 
 class Combiner(Strict):
@@ -196,7 +255,7 @@ class Task(Strict):
         if name in self.model.encoders:
             return self.model.encoders[name]
         kind = ENCODERS_FOR[self.input(name).type][0]
-        return {"mlp": MlpEncoder, "cnn": CnnEncoder}[kind](kind=kind)
+        return ENCODER_CONFIGS[kind](kind=kind)
 
     def input(self, name: str):
         return next(i for i in self.inputs if i.name == name)

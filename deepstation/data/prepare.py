@@ -36,6 +36,7 @@ class Prepared:
     targets: dict
     skipped: int = 0
     unseen: dict = field(default_factory=dict)  # "valid/label" -> labels never seen in training
+    raw: dict = field(default_factory=dict)     # split -> ({input: raw values}, {output: raw values}), for baselines
 
     def state(self) -> dict:
         return state_of(self.codecs, self.targets)
@@ -77,16 +78,17 @@ def prepare(task, table: Table, state: dict | None = None) -> Prepared:
         for name, target in targets.items():
             target.fit(raw_out[name][train_rows])
 
-    parts, unseen = {}, {}
+    parts, unseen, raw = {}, {}, {}
     for split, pos in positions.items():
         rows = keep[pos]
+        raw[split] = ({n: _take(raw_in[n], rows) for n in codecs}, {n: raw_out[n][rows] for n in targets})
         parts[split] = Part(features={n: c.encode(_take(raw_in[n], rows)) for n, c in codecs.items()},
                             targets={n: t.encode(raw_out[n][rows]) for n, t in targets.items()}, rows=rows)
         for name, target in targets.items():
             labels = target.unseen(raw_out[name][rows])
             if labels:
                 unseen[f"{split}/{name}"] = labels
-    return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen)
+    return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen, raw=raw)
 
 
 def _split(task, table: Table, keep: np.ndarray, raw_out: dict) -> dict:
