@@ -202,7 +202,9 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     })
     files.write_json(folder.summary, summary)
     folder.write_info(status="completed", ended=_now())
-    return Run(folder, task, model, data.codecs, data.targets, plan, summary)
+    run = Run(folder, task, model, data.codecs, data.targets, plan, summary)
+    run.data = data  # the prepared split, for baselines and reports run right after training
+    return run
 
 
 class Run:

@@ -10,8 +10,8 @@ from deepstation.training import metrics
 
 
 def run_baseline(task, data) -> dict | None:
-    """{"name", "metrics": {split: {...}}, "fit_seconds", "predict_ms_per_sample", "size"}; None when the task
-    has no baseline."""
+    """{"name", "metrics": {split: {...}}, "fit_seconds", "predict_ms_per_sample", "size", "predictions": the
+    last split's (test's) predictions}; None when the task has no baseline."""
     cls = baseline_for(task)
     if cls is None:
         return None
@@ -32,7 +32,8 @@ def run_baseline(task, data) -> dict | None:
             timing = (time.perf_counter() - began) / len(outputs[out]) * 1000
         result[split] = score(codec, outputs[out], pred)
     return {"name": cls.__name__, "description": cls.description, "metrics": result,
-            "fit_seconds": round(fit_seconds, 3), "predict_ms_per_sample": round(timing, 4), "size": model.size()}
+            "fit_seconds": round(fit_seconds, 3), "predict_ms_per_sample": round(timing, 4), "size": model.size(),
+            "predictions": list(pred)}
 
 
 def score(codec, true, pred) -> dict:

@@ -1,0 +1,52 @@
+"""deepstation compare TASK.yaml"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "compare",
+                    "Train the deep model and the hand-picked-features baseline on the same split; print them side "
+                    "by side and write an HTML report.", "deepstation compare examples/digit-captions.yaml")
+    p.add_argument("task", help="the task YAML")
+    p.add_argument("--epochs", type=int, metavar="N", help="override trainer.epochs")
+    p.add_argument("--device", metavar="DEVICE", help="override trainer.device: cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: $DEEPSTATION_RUNS_DIR or runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.cli import render
+    from deepstation.compare import compare
+    from deepstation.training.progress import Bar, Silent
+
+    out = render.console(args.json)
+    result = compare(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir,
+                     progress=Silent() if args.quiet else Bar(out))
+    if not args.quiet:
+        out.print(comparison_table(result))
+        out.print(f"report: {result['report']}", soft_wrap=True)
+    if args.json:
+        render.print_json(result)
+    return 0
+
+
+def comparison_table(result: dict):
+    from rich.table import Table
+
+    from deepstation.cli.render import _fmt
+
+    deep, base, split = result["deep"], result["baseline"], result["split"]
+    table = Table(title=f"{result['task']} ({split} split)", title_justify="left")
+    table.add_column("")
+    table.add_column("deep (learned features)", justify="right")
+    table.add_column("hand-picked features", justify="right")
+    for metric, value in deep["metrics"][split].items():
+        table.add_row(metric, _fmt(value), _fmt(base["metrics"][split].get(metric)) if base else "-")
+    table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]) if base else "-")
+    table.add_row("inference (ms/sample)", _fmt(deep["predict_ms_per_sample"]),
+                  _fmt(base["predict_ms_per_sample"]) if base else "-")
+    table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}" if base else "-")
+    return table

@@ -1,0 +1,56 @@
+"""The same task two ways: the deep model that learns its features, and the hand-picked-features baseline,
+on the same rows and split, with the same metrics, side by side, plus an HTML report."""
+from __future__ import annotations
+
+import time
+
+from deepstation import files
+
+
+def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> dict:
+    """Train the deep model (a run folder as `train` makes), fit the baseline, write report.html and
+    compare.json into the run folder. Returns {"task", "split", "deep", "baseline", "report"}."""
+    from deepstation.baselines.run import run_baseline
+    from deepstation.report.html import write_report
+    from deepstation.run import train
+
+    run = train(task, epochs=epochs, device=device, runs_dir=runs_dir, progress=progress)
+    data = run.data
+    split = "test" if len(data.parts["test"]) else "valid"
+    deep_pred, deep_ms = _deep_predictions(run, data.parts[split])
+    baseline = run_baseline(run.task, data)
+    base_pred = baseline.pop("predictions") if baseline else None
+    result = {
+        "task": run.task.name, "split": split,
+        "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
+                 "fit_seconds": run.summary["seconds"], "predict_ms_per_sample": round(deep_ms, 4),
+                 "parameters": run.summary["parameters"],
+                 "description": ", ".join(f"{i.name}: {run.task.encoder_for(i.name).kind} encoder"
+                                          for i in run.task.inputs) + " (features learned)"},
+        "baseline": baseline,
+        "report": str((run.dir / "report.html").resolve()),
+    }
+    write_report(run, result, data, split, deep_pred, base_pred)
+    files.write_json(run.dir / "compare.json", result)
+    return result
+
+
+def _deep_predictions(run, part):
+    """Decoded predictions of the first output for `part`, and the time per sample in ms."""
+    from deepstation.run import _on
+    from deepstation.training.evaluate import run_batches
+
+    features = _on(part, run.plan.device).features
+    began = time.perf_counter()
+    preds, _ = run_batches(run.model, features, run.plan, run.task.trainer.eval_batch_size)
+    ms = (time.perf_counter() - began) / max(len(part), 1) * 1000
+    name = run.task.outputs[0].name
+    return decode(run.targets[name], preds[name]), ms
+
+
+def decode(codec, pred: dict) -> list:
+    if "class" in pred:
+        return list(codec.decode(pred["class"].numpy()))
+    if "tokens" in pred:
+        return codec.decode(pred["tokens"])
+    return list(codec.decode(pred["value"].numpy()))
