@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from deepstation import files
 
 
@@ -20,6 +22,7 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> 
     deep_pred, deep_ms = _deep_predictions(run, data.parts[split])
     baseline = run_baseline(run.task, data)
     base_pred = baseline.pop("predictions") if baseline else None
+    reference = _reference(data)
     result = {
         "task": run.task.name, "split": split,
         "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
@@ -30,7 +33,9 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> 
         "baseline": baseline,
         "report": str((run.dir / "report.html").resolve()),
     }
-    write_report(run, result, data, split, deep_pred, base_pred)
+    if reference:
+        result["reference"] = {k: v for k, v in reference.items() if k != "prediction"}
+    write_report(run, result, data, split, deep_pred, base_pred, reference)
     files.write_json(run.dir / "compare.json", result)
     return result
 
@@ -45,12 +50,26 @@ def _deep_predictions(run, part):
     preds, _ = run_batches(run.model, features, run.plan, run.task.trainer.eval_batch_size)
     ms = (time.perf_counter() - began) / max(len(part), 1) * 1000
     name = run.task.outputs[0].name
-    return decode(run.targets[name], preds[name]), ms
+    level = part.targets[name]["level"].numpy() if isinstance(part.targets[name], dict) else None
+    return decode(run.targets[name], preds[name], level), ms
 
 
-def decode(codec, pred: dict) -> list:
+def _reference(data) -> dict | None:
+    """The classical reference for forecasting (exponential smoothing), scored on the test horizon."""
+    from deepstation.baselines.series import exponential_smoothing
+    from deepstation.training.metrics import forecast
+
+    if not data.forecast:
+        return None
+    found = exponential_smoothing(data.forecast)
+    truth = data.forecast["history"][-data.forecast["horizon"]:]
+    found["metrics"] = {"test": forecast(np.asarray(truth), found["prediction"], data.forecast["scale"])}
+    return found
+
+
+def decode(codec, pred: dict, level=None) -> list:
     if "class" in pred:
         return list(codec.decode(pred["class"].numpy()))
     if "tokens" in pred:
         return codec.decode(pred["tokens"])
-    return list(codec.decode(pred["value"].numpy()))
+    return list(codec.decode(pred["value"].numpy(), level))

@@ -262,7 +262,8 @@ class Run:
             parts = {s: p for s, p in data.parts.items() if len(p)}
             self.unseen_labels = data.unseen
         else:
-            part, unseen = encode_table(self.codecs, self.targets, read_source(str(source), self.task.data.index), True)
+            table = read_source(str(source), self.task.data.index)
+            part, unseen, _ = encode_table(self.codecs, self.targets, table, True, self.task)
             parts = {"test": part}
             self.unseen_labels = {f"test/{name}": labels for name, labels in unseen.items()}
         return {s: _finite(evaluate(self.model, _on(p, self.plan.device), self.plan, bs, self.targets))
@@ -283,10 +284,15 @@ class Run:
             images = [i for i in self.task.inputs if i.type == "image"]
             column = images[0].column if len(images) == 1 and len(self.task.inputs) == 1 else None
             table = read_inputs(data, column, self.task.data.index)
-        part, _ = encode_table(self.codecs, self.targets, table, with_targets=False)
+        part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task)
         preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,
                                self.task.trainer.eval_batch_size)
-        result = table.frame.copy()
+        from deepstation.data.series import LEVEL, ORIGIN, SPLIT
+
+        result = table.frame.drop(columns=[c for c in (LEVEL, SPLIT) if c in table.frame])
+        levels = table.frame[LEVEL].to_numpy() if LEVEL in table.frame else None
+        if levels is not None:  # forecasting: the next horizon after the history given, by date where known
+            result = result[[c for c in (ORIGIN,) if c in result]].rename(columns={ORIGIN: "forecast_from"})
         for name, pred in preds.items():
             codec = self.targets[name]
             if "class" in pred:
@@ -295,7 +301,7 @@ class Run:
             elif "tokens" in pred:
                 result[f"{name}_pred"] = codec.decode(pred["tokens"])
             else:
-                values = codec.decode(pred["value"].numpy())
+                values = codec.decode(pred["value"].numpy(), levels)
                 if values.ndim == 1:
                     result[f"{name}_pred"] = values
                 for step in range(values.shape[1] if values.ndim == 2 else 0):  # a horizon: a column per step
@@ -340,7 +346,9 @@ def _overrides(task: Task, epochs, device) -> Task:
 def _check_monitor(task: Task) -> None:
     from deepstation.training.metrics import names
 
-    known = names(task.outputs)
+    from deepstation.data.series import forecasting_input
+
+    known = names(task.outputs, forecasting_input(task) is not None)
     if task.trainer.monitor not in known:
         raise DeepstationError(f"trainer.monitor: `{task.trainer.monitor}` is not a metric of this task; expected "
                                f"one of {', '.join(known)}." + did_you_mean(task.trainer.monitor, known))

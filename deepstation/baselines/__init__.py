@@ -10,8 +10,11 @@ BASELINES = {
     # (input type, output type) -> "module:class"
     ("image", "category"): "deepstation.baselines.image:GlyphClassifier",
     ("image", "sequence"): "deepstation.baselines.image:SegmentAndClassify",
+    ("audio", "sequence"): "deepstation.baselines.audio:MfccSegments",
     ("table", "category"): "deepstation.baselines.table:TableModel",
     ("table", "number"): "deepstation.baselines.table:TableModel",
+    ("series", "number"): "deepstation.baselines.series:LagRegression",
+    ("series", "category"): "deepstation.baselines.series:SummaryForest",
 }
 
 

@@ -43,4 +43,8 @@ def score(codec, true, pred) -> dict:
                                 codec.encode(np.asarray(pred, dtype=object)).numpy(), codec.shape()["classes"])
     if kind == "sequence":
         return metrics.sequence([str(t) for t in true], [str(p) for p in pred])
+    if codec.state.get("forecast"):  # relative to each window's level: back to the output's own units
+        true = np.asarray(true, dtype=np.float64)
+        absolute = codec.absolute(np.column_stack([true[:, :1], np.asarray(pred, dtype=np.float64)]))
+        return metrics.forecast(codec.absolute(true), absolute, codec.state["forecast"]["scale"])
     return metrics.number(np.asarray(true, dtype=np.float64).ravel(), np.asarray(pred, dtype=np.float64).ravel())

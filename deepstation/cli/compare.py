@@ -39,14 +39,18 @@ def comparison_table(result: dict):
     from deepstation.cli.render import _fmt
 
     deep, base, split = result["deep"], result["baseline"], result["split"]
+    reference = result.get("reference")
     table = Table(title=f"{result['task']} ({split} split)", title_justify="left")
-    table.add_column("")
-    table.add_column("deep (learned features)", justify="right")
-    table.add_column("hand-picked features", justify="right")
+    for title in ["", "deep (learned features)", "hand-picked features"] + (
+            [f"{reference['name']} (classical)"] if reference else []):
+        table.add_column(title, justify="right" if title else "left")
     for metric, value in deep["metrics"][split].items():
-        table.add_row(metric, _fmt(value), _fmt(base["metrics"][split].get(metric)) if base else "-")
-    table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]) if base else "-")
+        row = [metric, _fmt(value), _fmt(base["metrics"][split].get(metric)) if base else "-"]
+        table.add_row(*row + ([_fmt(reference["metrics"]["test"].get(metric))] if reference else []))
+    extra = ["-"] if reference else []
+    table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]) if base else "-", *extra)
     table.add_row("inference (ms/sample)", _fmt(deep["predict_ms_per_sample"]),
-                  _fmt(base["predict_ms_per_sample"]) if base else "-")
-    table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}" if base else "-")
+                  _fmt(base["predict_ms_per_sample"]) if base else "-", *extra)
+    table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}" if base else "-",
+                  *extra)
     return table

@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepstation.data.audio import AudioCodec
 from deepstation.data.image import ImageCodec
+from deepstation.data.series import SPLIT, SeriesCodec, forecast_windows, forecasting_input
 from deepstation.data.sources import Table, require_columns
 from deepstation.data.table import TableCodec
 from deepstation.data.split import split_rows
@@ -13,7 +15,7 @@ from deepstation.data.targets import CategoryTarget, NumberTarget, SequenceTarge
 from deepstation.errors import DeepstationError
 
 # input type -> codec; output type -> target codec. A new modality is a new module and one line here.
-INPUT_CODECS = {"table": TableCodec, "image": ImageCodec}
+INPUT_CODECS = {"table": TableCodec, "image": ImageCodec, "audio": AudioCodec, "series": SeriesCodec}
 TARGET_CODECS = {"category": CategoryTarget, "number": NumberTarget, "sequence": SequenceTarget}
 
 
@@ -37,6 +39,7 @@ class Prepared:
     skipped: int = 0
     unseen: dict = field(default_factory=dict)  # "valid/label" -> labels never seen in training
     raw: dict = field(default_factory=dict)     # split -> ({input: raw values}, {output: raw values}), for baselines
+    forecast: dict | None = None                # a forecasting task's series and horizon (deepstation.data.series)
 
     def state(self) -> dict:
         return state_of(self.codecs, self.targets)
@@ -56,6 +59,8 @@ def state_of(codecs, targets) -> dict:
 def prepare(task, table: Table, state: dict | None = None) -> Prepared:
     """Split the rows and encode each part. With `state` (a finished run's), the codecs are already fitted."""
     codecs, targets = make_codecs(task, state)
+    if forecasting_input(task):
+        table = forecast_windows(task, table)
     require_columns(table, {col: f for c in [*codecs.values(), *targets.values()] for col, f in c.columns().items()})
     raw_in, bad = {}, np.zeros(len(table.frame), dtype=bool)
     for name, codec in codecs.items():
@@ -88,27 +93,33 @@ def prepare(task, table: Table, state: dict | None = None) -> Prepared:
             labels = target.unseen(raw_out[name][rows])
             if labels:
                 unseen[f"{split}/{name}"] = labels
-    return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen, raw=raw)
+    return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen, raw=raw,
+                    forecast=table.frame.attrs.get("forecast"))
 
 
 def _split(task, table: Table, keep: np.ndarray, raw_out: dict) -> dict:
     """Positions (into `keep`) per split: from the split column, or by fractions, stratified by the first
     category output."""
     s = task.data.split
-    if s.column:
-        require_columns(table, {s.column: "data.split.column"})
-        names = table.frame[s.column].astype(str).to_numpy()[keep]
+    column = SPLIT if SPLIT in table.frame else s.column
+    if column:
+        require_columns(table, {column: "data.split.column"})
+        names = table.frame[column].astype(str).to_numpy()[keep]
         wrong = sorted(set(names) - {"train", "valid", "test"})
         if wrong:
-            raise DeepstationError(f"{table.origin}: column `{s.column}` (data.split.column) holds {wrong[0]!r}; "
+            raise DeepstationError(f"{table.origin}: column `{column}` (data.split.column) holds {wrong[0]!r}; "
                                    f"expected train, valid or test in every row")
         return {k: np.flatnonzero(names == k) for k in ("train", "valid", "test")}
     strata = next((raw_out[o.name][keep] for o in task.outputs if o.type == "category"), None)
     return split_rows(len(keep), s.valid, s.test, s.seed, strata)
 
 
-def encode_table(codecs, targets, table: Table, with_targets: bool) -> tuple[Part, dict]:
-    """Encode rows with fitted codecs (evaluate and predict). Returns the part and any unseen labels."""
+def encode_table(codecs, targets, table: Table, with_targets: bool, task=None) -> tuple[Part, dict, Table]:
+    """Encode rows with fitted codecs (evaluate and predict). Returns the part, any unseen labels, and the rows
+    encoded (for a forecasting task: the windows).
+    A forecasting task's rows are windowed first: every origin (evaluate) or the next one (predict)."""
+    if task is not None and forecasting_input(task):
+        table = forecast_windows(task, table, "all" if with_targets else "predict")
     needed = {col: f for c in codecs.values() for col, f in c.columns().items()}
     if with_targets:
         needed.update({col: f for t in targets.values() for col, f in t.columns().items()})
@@ -124,7 +135,7 @@ def encode_table(codecs, targets, table: Table, with_targets: bool) -> tuple[Par
             outs[name] = target.encode(raw)
             if target.unseen(raw):
                 unseen[name] = target.unseen(raw)
-    return Part(features, outs, np.arange(len(table.frame))), unseen
+    return Part(features, outs, np.arange(len(table.frame))), unseen, table
 
 
 def _take(raw, rows):

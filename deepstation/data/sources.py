@@ -12,6 +12,10 @@ BUILTINS = {
     # name -> "module:function"; imported only when asked for
     "digits": "deepstation.data.builtin.digits:load",
     "digit-strips": "deepstation.data.builtin.strips:load",
+    "airline": "deepstation.data.builtin.series:airline",
+    "cpi": "deepstation.data.builtin.series:cpi",
+    "ucr": "deepstation.data.builtin.series:ucr",  # builtin:ucr/NAME
+    "speech": "deepstation.data.builtin.speech:load",
 }
 
 
@@ -39,6 +43,9 @@ def _builtin(name: str, options: dict) -> Table:
     import importlib
     import inspect
 
+    name, _, arg = name.partition("/")  # builtin:ucr/GunPoint -> ucr(name="GunPoint")
+    if arg:
+        options = {"name": arg, **options}
     if name not in BUILTINS:
         raise DeepstationError(f"data.source: no built-in data set `builtin:{name}`; available: "
                                + ", ".join(f"builtin:{n}" for n in BUILTINS) + "." + did_you_mean(name, BUILTINS))
@@ -50,7 +57,7 @@ def _builtin(name: str, options: dict) -> Table:
             raise DeepstationError(f"data.options.{key}: builtin:{name} has no such option; its options are "
                                    f"{', '.join(allowed) or 'none'}." + did_you_mean(key, allowed))
     frame = loader(**options)
-    return Table(frame, f"builtin:{name}", Path.cwd())
+    return Table(frame, f"builtin:{name}" + (f"/{arg}" if arg else ""), Path.cwd())
 
 
 def _read_path(path: Path, index: str) -> Table:

@@ -50,44 +50,60 @@ class CategoryTarget:
 
 
 class NumberTarget:
+    """A number per row, or for forecasting (see deepstation.data.series) `horizon` numbers relative to the
+    window's level: the raw values are then [level, y_1..y_H] and decoding adds the level back (and undoes a log)."""
+
     def __init__(self, spec, state: dict | None = None):
         self.spec = spec
         self.state = state
+        self.forecast = state.get("forecast") if state else None
 
     def columns(self) -> dict[str, str]:
         return {self.spec.column: f"outputs.{self.spec.name}.column"}
 
     def read(self, table) -> np.ndarray:
+        from deepstation.data.series import LEVEL
+
+        found = table.frame.attrs.get("forecast")
+        if found:  # what decoding needs; not the series itself
+            self.forecast = {k: found[k] for k in ("log", "horizon", "season", "scale")}
+        if self.forecast:
+            return np.column_stack([table.frame[LEVEL].to_numpy(dtype=np.float64),
+                                    np.stack(table.frame[self.spec.column].tolist()).astype(np.float64)])
         return numeric_column(table.frame, self.spec.column, table.origin, f"outputs.{self.spec.name}")
 
     def fit(self, raw) -> None:
-        std = float(raw.std()) if len(raw) else 1.0
-        self.state = {"mean": float(raw.mean()) if len(raw) else 0.0, "std": std if std > 0 else 1.0}
+        values = raw[:, 1:] if raw.ndim == 2 else raw
+        std = float(values.std()) if len(values) else 1.0
+        self.state = {"mean": float(values.mean()) if len(values) else 0.0, "std": std if std > 0 else 1.0,
+                      "forecast": self.forecast}
 
     def encode(self, raw):
         import torch
 
+        if raw.ndim == 2:
+            return {"y": torch.tensor((raw[:, 1:] - self.state["mean"]) / self.state["std"], dtype=torch.float32),
+                    "level": torch.tensor(raw[:, 0], dtype=torch.float64)}
         return torch.tensor((raw - self.state["mean"]) / self.state["std"], dtype=torch.float32)
 
-    def decode(self, values) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64) * self.state["std"] + self.state["mean"]
+    def decode(self, values, level=None) -> np.ndarray:
+        """Standardised model outputs -> the output's own units."""
+        values = np.asarray(values, dtype=np.float64) * self.state["std"] + self.state["mean"]
+        if level is None:
+            return values
+        values = values + np.asarray(level, dtype=np.float64).reshape(-1, *([1] * (values.ndim - 1)))
+        return np.exp(values) if self.state["forecast"]["log"] else values
+
+    def absolute(self, raw: np.ndarray) -> np.ndarray:
+        """Raw forecasting targets [level, y...] -> the values in the output's own units."""
+        values = raw[:, 1:] + raw[:, :1]
+        return np.exp(values) if self.state["forecast"]["log"] else values
 
     def unseen(self, raw) -> list:
         return []
 
     def shape(self) -> dict:
-        return {"type": "number", "size": 1}
-
-
-def _plain(value):
-    """numpy scalars -> python, whole floats from a CSV column with gaps -> int, so labels compare and save as JSON."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (int, str)):
-        return value
-    return str(value) if not isinstance(value, pd.Timestamp) else value.isoformat()
+        return {"type": "number", "size": self.spec.horizon}
 
 
 class SequenceTarget:
@@ -143,3 +159,14 @@ class SequenceTarget:
 
     def shape(self) -> dict:
         return {"type": "sequence", "classes": len(self.state["vocab"]) + 1}
+
+
+def _plain(value):
+    """numpy scalars -> python, whole floats from a CSV column with gaps -> int, so labels compare and save as JSON."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, (int, str)):
+        return value
+    return str(value) if not isinstance(value, pd.Timestamp) else value.isoformat()

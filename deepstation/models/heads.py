@@ -47,12 +47,13 @@ class NumberHead(nn.Module):
         return out.squeeze(-1) if self.size == 1 else out  # one value per row, or a horizon of them
 
     def loss(self, out, target, reduction="mean"):
+        target = target["y"] if isinstance(target, dict) else target  # forecasting: y beside its level
         if reduction == "sum":  # per row, so that a horizon of H values counts as one row
             return self.loss_fn(out.float(), target, reduction="sum") / max(self.size, 1)
         return self.loss_fn(out.float(), target, reduction=reduction)
 
     def count(self, target) -> int:
-        return int(target.shape[0])
+        return int((target["y"] if isinstance(target, dict) else target).shape[0])
 
     def predict(self, out) -> dict:
         return {"value": out.float()}

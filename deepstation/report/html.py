@@ -18,7 +18,8 @@ th:first-child,td:first-child{text-align:left}.better{font-weight:bold;color:#06
 .muted{color:#777;font-size:90%}code{background:#f4f4f4;padding:1px 4px}"""
 
 
-def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred: list | None) -> None:
+def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred: list | None,
+                 reference: dict | None = None) -> None:
     from deepstation.training.metrics import higher_is_better
 
     deep, base = result["deep"], result["baseline"]
@@ -36,16 +37,21 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
              ("inference (ms / sample)", _fmt(deep["predict_ms_per_sample"]),
               _fmt(base and base["predict_ms_per_sample"]), None),
              ("size", f"{deep['parameters']:,} parameters", f"{base['size']:,} stored numbers" if base else "-", None)]
+    ref = reference["metrics"]["test"] if reference else {}
     table = "".join(f"<tr><td>{html.escape(m)}</td><td class={'better' if b == 'deep' else ''}>{d}</td>"
-                    f"<td class={'better' if b == 'base' else ''}>{h}</td></tr>" for m, d, h, b in rows)
+                    f"<td class={'better' if b == 'base' else ''}>{h}</td>"
+                    + (f"<td>{_fmt(ref.get(m))}</td>" if reference else "") + "</tr>" for m, d, h, b in rows)
     sections.append(f"<h2>Side by side</h2><table><tr><th></th><th>deep: {html.escape(deep['description'])}</th>"
                     f"<th>hand-picked: {html.escape(base['description']) if base else 'no baseline for this task'}"
-                    f"</th></tr>{table}</table>")
+                    f"</th>" + (f"<th>classical reference: {html.escape(reference['description'])}</th>"
+                                if reference else "") + f"</tr>{table}</table>")
 
     history = run.folder.history()
     if history:
         sections.append(f"<h2>Learning curves</h2><img src='{plots.learning_curves(history, run.task.trainer.monitor)}'>")
     sections += _examples(run, data, split, deep_pred, base_pred)
+    if data.forecast and split == "test":
+        sections.append(_forecast(run, data, deep_pred, base_pred, reference))
     page = f"<!doctype html><meta charset=utf-8><title>{html.escape(run.task.name)} report</title>" \
            f"<style>{STYLE}</style>{''.join(sections)}"
     files.write_text(run.dir / "report.html", page)
@@ -72,6 +78,22 @@ def _examples(run, data, split: str, deep_pred: list, base_pred: list | None) ->
         labels = run.targets[out.name].state["labels"]
         found.append(f"<h2>Confusion matrix (deep)</h2><img src='{plots.confusion(true, deep_pred, labels)}'>")
     return found
+
+
+def _forecast(run, data, deep_pred, base_pred, reference) -> str:
+    f = data.forecast
+    history, h = np.asarray(f["history"]), f["horizon"]
+    shown = min(len(history) - h, 4 * h)  # enough of the past to see the pattern
+    lines = {"deep": np.asarray(deep_pred[-1])}
+    if base_pred is not None:
+        codec = run.targets[run.task.outputs[0].name]
+        level = data.raw["test"][1][run.task.outputs[0].name][-1:, :1]
+        lines["hand-picked"] = codec.absolute(np.column_stack([level, np.asarray(base_pred[-1])[None]]))[0]
+    if reference:
+        lines[reference["name"]] = reference["prediction"]
+    labels = f["dates"][-(shown + h):] if f.get("dates") else None
+    image = plots.forecast(history[-(shown + h):-h], history[-h:], lines, labels)
+    return f"<h2>Forecast of the held-out horizon</h2><img src='{image}'>"
 
 
 def _better(metric, deep, base, higher: bool):

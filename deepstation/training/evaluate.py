@@ -53,6 +53,10 @@ def _category(pred, y, codec) -> dict:
 
 
 def _number(pred, y, codec) -> dict:
+    if isinstance(y, dict):  # forecasting: relative to each window's level
+        level = y["level"].cpu().numpy()
+        return metrics.forecast(codec.decode(y["y"].cpu().numpy(), level), codec.decode(pred["value"].numpy(), level),
+                                codec.state["forecast"]["scale"])
     return metrics.number(codec.decode(y.cpu().numpy()).ravel(), codec.decode(pred["value"].numpy()).ravel())
 
 

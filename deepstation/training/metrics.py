@@ -57,11 +57,23 @@ def edit_distance(a, b) -> int:
     return previous[-1]
 
 
-def names(outputs) -> list[str]:
+def forecast(true: np.ndarray, pred: np.ndarray, scale: float | None) -> dict:
+    """number metrics plus sMAPE (%) and MASE (MAE over the seasonal naive forecast's in-sample MAE)."""
+    true, pred = true.ravel(), pred.ravel()
+    denom = np.abs(true) + np.abs(pred)
+    ok = denom > 0
+    result = number(true, pred)
+    result["smape"] = float(np.mean(2 * np.abs(pred - true)[ok] / denom[ok]) * 100) if ok.any() else math.nan
+    result["mase"] = result["mae"] / scale if scale else math.nan
+    return result
+
+
+def names(outputs, forecasting: bool = False) -> list[str]:
     """Every metric a task reports: `loss`, then per output its metrics (prefixed when there are several)."""
     result = ["loss"]
     for o in outputs:
-        result += [key(o.name, m, len(outputs)) for m in NAMES[o.type]]
+        extra = ["smape", "mase"] if forecasting and o.type == "number" else []
+        result += [key(o.name, m, len(outputs)) for m in NAMES[o.type] + extra]
     return result
 
 

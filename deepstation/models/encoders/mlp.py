@@ -30,7 +30,18 @@ class ImageFront(nn.Module):
         return x["x"].flatten(1)
 
 
-FRONTS = {"table": TableFront, "image": ImageFront}
+class SeriesFront(nn.Module):
+    """The window's values, flattened, then any calendar features."""
+
+    def __init__(self, shape: dict):
+        super().__init__()
+        self.out_dim = shape["length"] * shape["channels"] + shape["calendar"]
+
+    def forward(self, x: dict) -> torch.Tensor:
+        return torch.cat([x["x"].flatten(1), x["cal"]], dim=1)
+
+
+FRONTS = {"table": TableFront, "image": ImageFront, "series": SeriesFront}
 
 
 @register("mlp")

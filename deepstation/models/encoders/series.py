@@ -1,0 +1,74 @@
+"""Encoders for series ([batch, length, channels]): a 1-D CNN, a GRU and a small transformer. Each gives a
+vector (calendar features appended), or its time steps for a sequence output."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from deepstation.models.encoders import ACTIVATIONS, register
+
+
+class _Series(nn.Module):
+    """Shared ending: steps [batch, time, dim] -> (steps, lengths) in temporal mode, else the last step's
+    summary (mean over time) with the calendar features."""
+
+    def finish(self, steps: torch.Tensor, x: dict):
+        if self.temporal:
+            lengths = torch.full((steps.shape[0],), steps.shape[1], dtype=torch.long, device=steps.device)
+            return steps, lengths
+        return torch.cat([self.summarise(steps), x["cal"]], dim=1)
+
+    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
+        return steps.mean(dim=1)
+
+
+@register("cnn1d", temporal=True)
+class CNN1d(_Series):
+    def __init__(self, config, shape: dict, temporal: bool = False):
+        super().__init__()
+        layers, channels = [], shape["channels"]
+        for i in range(config.depth):
+            out = config.width * 2 ** min(i, 2)
+            layers += [nn.Conv1d(channels, out, 5, padding=2, bias=False), nn.BatchNorm1d(out),
+                       ACTIVATIONS[config.activation]()]
+            channels = out
+        self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
+        self.out_dim = channels + (0 if temporal else shape["calendar"])
+
+    def forward(self, x: dict):
+        steps = self.body(x["x"].transpose(1, 2)).transpose(1, 2)  # convolve over time
+        return self.finish(self.dropout(steps), x)
+
+
+@register("gru", temporal=True)
+class GRU(_Series):
+    def __init__(self, config, shape: dict, temporal: bool = False):
+        super().__init__()
+        self.rnn = nn.GRU(shape["channels"], config.width, num_layers=config.depth, batch_first=True,
+                          dropout=config.dropout if config.depth > 1 else 0.0, bidirectional=temporal)
+        self.temporal = temporal
+        self.out_dim = config.width * (2 if temporal else 1) + (0 if temporal else shape["calendar"])
+
+    def forward(self, x: dict):
+        steps, _ = self.rnn(x["x"])
+        return self.finish(steps, x)
+
+    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
+        return steps[:, -1]  # the state after the last observed step
+
+
+@register("transformer", temporal=True)
+class Transformer(_Series):
+    def __init__(self, config, shape: dict, temporal: bool = False):
+        super().__init__()
+        self.embed = nn.Linear(shape["channels"], config.width)
+        self.position = nn.Parameter(torch.zeros(1, shape["length"], config.width))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(config.width, config.heads, dim_feedforward=2 * config.width,
+                                           dropout=config.dropout, batch_first=True, norm_first=True)
+        self.body = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
+        self.temporal = temporal
+        self.out_dim = config.width + (0 if temporal else shape["calendar"])
+
+    def forward(self, x: dict):
+        return self.finish(self.body(self.embed(x["x"]) + self.position), x)

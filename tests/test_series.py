@@ -1,0 +1,113 @@
+"""Series: forecasting windows without leakage, date checks, UCR classification, baselines and the reference."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepstation
+from conftest import cli, last_json, user_error, write_task
+from deepstation.config import load_task
+from deepstation.data.series import LEVEL, SPLIT, forecast_windows
+from deepstation.data.sources import Table
+
+
+def monthly(n=60, start="2000-01-01") -> pd.DataFrame:
+    t = np.arange(n)
+    return pd.DataFrame({"date": pd.date_range(start, periods=n, freq="MS"),
+                         "sales": 100 * 1.01 ** t * (1 + 0.2 * np.sin(2 * np.pi * t / 12))})
+
+
+def forecast_task(source, **trainer) -> dict:
+    return {"name": "sales", "data": {"source": str(source), "split": {"valid": 0.1}},
+            "inputs": [{"name": "history", "type": "series", "columns": ["sales"], "date": "date", "window": 12,
+                        "transform": "log"}],
+            "outputs": [{"name": "next", "type": "number", "column": "sales", "horizon": 6}],
+            "model": {"encoders": {"history": {"kind": "mlp", "width": 16, "depth": 1}}},
+            "trainer": {"epochs": 3, "batch_size": 8, "device": "cpu", **trainer}}
+
+
+@pytest.fixture
+def sales_csv(tmp_path):
+    path = tmp_path / "sales.csv"
+    monthly().to_csv(path, index=False)
+    return path
+
+
+def windows(frame, raw):
+    return forecast_windows(load_task(raw), Table(frame, "sales.csv", None)).frame
+
+
+def test_windows_hold_out_the_last_horizon_without_leakage(sales_csv):
+    frame = monthly()
+    w = windows(frame, forecast_task(sales_csv))
+    assert list(w[SPLIT]).count("test") == 1 and list(w[SPLIT]).count("valid") == 1
+    n, h = 60, 6
+    train = w[w[SPLIT] == "train"]
+    assert len(train) == n - 12 - 3 * h + 1  # every origin whose target ends before validation starts
+    last_train_target = np.exp(train["sales"].iloc[-1] + train[LEVEL].iloc[-1])
+    assert np.allclose(last_train_target, frame["sales"].iloc[n - 2 * h - h:n - 2 * h])
+    test = w[w[SPLIT] == "test"].iloc[0]
+    assert np.allclose(np.exp(test["sales"] + test[LEVEL]), frame["sales"].iloc[-h:])
+    assert w.attrs["forecast"]["season"] == 12
+
+
+def test_forecast_trains_scores_in_the_output_units_and_predicts(sales_csv):
+    run = deepstation.train(forecast_task(sales_csv, epochs=30))
+    test = run.metrics["test"]
+    assert {"mae", "rmse", "mape", "smape", "mase"} <= set(test) and test["mape"] < 50
+    future = run.predict(str(sales_csv))
+    assert len(future) == 1 and [f"next_pred_{i}" for i in range(1, 7)] == list(future.columns[1:])
+    assert future["forecast_from"].iloc[0] == pd.Timestamp("2005-01-01")
+    assert 50 < future["next_pred_1"].iloc[0] < 400
+
+
+def test_compare_forecast_has_a_classical_reference(sales_csv, tmp_path):
+    out = last_json(cli("compare", write_task(tmp_path, forecast_task(sales_csv)), "--json", check=0).stdout)
+    assert out["baseline"]["name"] == "LagRegression" and out["reference"]["name"] == "ExponentialSmoothing"
+    assert out["reference"]["metrics"]["test"]["mape"] < 5  # a clean seasonal series: Holt-Winters nails it
+    assert "Forecast of the held-out horizon" in open(out["report"]).read()
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda f: f.drop(index=5), None),
+    (lambda f: f.assign(date=f["date"].astype(str).where(f.index != 4, "someday")), "row 5, column `date`"),
+    (lambda f: pd.concat([f.iloc[:10], f.iloc[9:10], f.iloc[10:]]), "repeats the row above"),
+    (lambda f: pd.concat([f.iloc[:10], f.iloc[11:12], f.iloc[10:11], f.iloc[12:]]), "comes before the row above"),
+    (lambda f: f.head(20), "the series has 20 points"),
+])
+def test_bad_series(tmp_path, change, expected):
+    path = tmp_path / "sales.csv"
+    change(monthly()).reset_index(drop=True).to_csv(path, index=False)
+    result = cli("train", write_task(tmp_path, forecast_task(path)), "--quiet")
+    if expected is None:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert expected in user_error(result)
+
+
+def test_ucr_gunpoint_loads_with_its_split():
+    from deepstation.data.sources import read_source
+
+    frame = read_source("builtin:ucr/GunPoint").frame
+    assert len(frame) == 200 and frame["series"][0].shape == (150, 1)
+    assert (frame["split"] == "test").sum() == 150 and (frame["split"] == "valid").sum() == 10
+
+
+def test_unknown_ucr_set_suggests(tmp_path):
+    raw = {"name": "u", "data": {"source": "builtin:ucr/GunPont", "split": {"column": "split"}},
+           "inputs": [{"name": "s", "type": "series", "columns": ["series"]}],
+           "outputs": [{"name": "y", "type": "category", "column": "label"}]}
+    assert "Did you mean `GunPoint`?" in user_error(cli("train", write_task(tmp_path, raw)))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn1d", "gru", "transformer"])
+def test_series_classification_encoders(tmp_path, kind):
+    raw = {"name": "gp", "data": {"source": "builtin:ucr/GunPoint", "split": {"column": "split"}},
+           "inputs": [{"name": "motion", "type": "series", "columns": ["series"]}],
+           "outputs": [{"name": "gesture", "type": "category", "column": "label"}],
+           "model": {"encoders": {"motion": {"kind": kind, "width": 8, "depth": 1}}},
+           "trainer": {"epochs": 1, "batch_size": 16, "device": "cpu"}}
+    out = last_json(cli("compare", write_task(tmp_path, raw), "--json", check=0).stdout)
+    assert 0 <= out["deep"]["metrics"]["test"]["accuracy"] <= 1
+    assert out["baseline"]["name"] == "SummaryForest" and out["baseline"]["metrics"]["test"]["accuracy"] > 0.6
