@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup setup-speech demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,18 @@ $(STAMP): constraints.txt pyproject.toml
 	@$(PY) -W ignore -c 'import torch' || { echo "setup: torch did not install"; exit 1; }
 	@echo "setup: installing deepstation and the pinned stack"
 	@$(PIP) -e '.[dev]' 2>&1 | grep -v "is ignored" || true
-	@$(PY) -c 'import deepstation, sklearn, pydantic, rich' || { echo "setup: the stack did not install"; exit 1; }
+	@$(PY) -c 'import deepstation, sklearn, pydantic, rich, sktime, statsmodels, soundfile' || { echo "setup: the stack did not install"; exit 1; }
+	@command -v espeak-ng >/dev/null || $(MAKE) --no-print-directory setup-speech
 	@touch $(STAMP)
 
+# builtin:speech synthesises its utterances with espeak-ng, a Debian package.
+setup-speech:
+	@echo "setup: installing espeak-ng (Debian) for builtin:speech"
+	@{ apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q espeak-ng >/dev/null 2>&1; }; } \
+	  || echo "setup: could not install espeak-ng; run 'sudo apt-get install espeak-ng' (only builtin:speech needs it)"
+
 demo: setup
-	$(VENV)/bin/deepstation train examples/digits.yaml
+	$(VENV)/bin/deepstation demo
 
 test: setup
 	$(PY) -m pytest -q -m "not slow and not gpu"

@@ -50,7 +50,8 @@ def _deep_predictions(run, part):
     preds, _ = run_batches(run.model, features, run.plan, run.task.trainer.eval_batch_size)
     ms = (time.perf_counter() - began) / max(len(part), 1) * 1000
     name = run.task.outputs[0].name
-    level = part.targets[name]["level"].numpy() if isinstance(part.targets[name], dict) else None
+    target = part.targets[name]
+    level = target["level"].numpy() if isinstance(target, dict) and "level" in target else None
     return decode(run.targets[name], preds[name], level), ms
 
 

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-VERBS = ["train", "compare", "evaluate", "predict", "schema"]
+VERBS = ["train", "compare", "evaluate", "predict", "demo", "schema"]
 
 EPILOG = """examples:
   deepstation train examples/digits.yaml            train and test a CNN on scikit-learn's digits
