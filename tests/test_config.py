@@ -149,3 +149,18 @@ def test_cli_missing_task_file(tmp_path):
 def test_cli_schema_prints_json():
     result = cli("schema", check=0)
     assert json.loads(result.stdout)["title"] == "deepstation task"
+
+
+def test_a_sequence_output_needs_time_steps():
+    raw = task()
+    raw["outputs"][0] = {"name": "caption", "type": "sequence", "column": "caption"}
+    raw["model"]["encoders"]["image"] = {"kind": "mlp"}
+    assert "gives one vector, not the time steps" in error_of(raw)
+
+
+def test_a_sequence_output_reads_one_input(table_csv):
+    from conftest import table_task
+
+    raw = table_task(table_csv)
+    raw["outputs"][0] = {"name": "caption", "type": "sequence", "column": "kind"}
+    assert "exactly one image, audio or series input" in error_of(raw)
