@@ -22,7 +22,7 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> 
     deep_pred, deep_ms = _deep_predictions(run, data.parts[split])
     baseline = run_baseline(run.task, data)
     base_pred = baseline.pop("predictions") if baseline else None
-    reference = _reference(data)
+    reference = _reference(run.task, data, split)
     result = {
         "task": run.task.name, "split": split,
         "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
@@ -55,17 +55,35 @@ def _deep_predictions(run, part):
     return decode(run.targets[name], preds[name], level), ms
 
 
-def _reference(data) -> dict | None:
-    """The classical reference for forecasting (exponential smoothing), scored on the test horizon."""
-    from deepstation.baselines.series import exponential_smoothing
-    from deepstation.training.metrics import forecast
+def _reference(task, data, split: str) -> dict | None:
+    """The classical reference where there is one, scored like the others: exponential smoothing for
+    forecasting, pocketsphinx's HMM recogniser for transcription."""
+    from deepstation.training import metrics
 
-    if not data.forecast:
-        return None
-    found = exponential_smoothing(data.forecast)
-    truth = data.forecast["history"][-data.forecast["horizon"]:]
-    found["metrics"] = {"test": forecast(np.asarray(truth), found["prediction"], data.forecast["scale"])}
-    return found
+    if data.forecast:
+        from deepstation.baselines.series import exponential_smoothing
+
+        found = exponential_smoothing(data.forecast)
+        truth = data.forecast["history"][-data.forecast["horizon"]:]
+        found["metrics"] = {"test": metrics.forecast(np.asarray(truth), found["prediction"], data.forecast["scale"])}
+        return found
+    inp, out = task.inputs[0], task.outputs[0]
+    if inp.type == "audio" and out.type == "sequence" and len(task.inputs) == 1:
+        from deepstation.baselines.audio import pocketsphinx_reference
+        from deepstation.errors import DeepstationError
+
+        rows = data.parts[split].rows
+        paths = [data.table.base_dir / p for p in data.table.frame[inp.column].iloc[rows]]
+        vocabulary = data.targets[out.name].state["vocab"] if out.unit == "word" else None
+        try:
+            hyps = pocketsphinx_reference(paths, vocabulary, inp.sample_rate)
+        except DeepstationError:  # pocketsphinx not installed, or words it cannot spell
+            return None
+        truth = [str(t) for t in data.raw[split][1][out.name]]
+        return {"name": "pocketsphinx", "description": "pocketsphinx HMM recogniser (shipped US English model)"
+                + (", grammar of the training words" if vocabulary else ""),
+                "prediction": hyps, "metrics": {"test": metrics.sequence(truth, hyps)}}
+    return None
 
 
 def decode(codec, pred: dict, level=None) -> list:

@@ -1,11 +1,13 @@
 """Speech the classical way: find the words by their energy, describe each by MFCC statistics, classify each
 with an SVM, join the words. And, for reference, pocketsphinx's shipped English recogniser.
 
-Segmenting by energy cannot split words that run together, so fit() chooses the silence threshold and the
-shortest pause that best cut the training utterances into as many pieces as they have words, and trains the
-classifier only on utterances cut exactly right.
+Energy alone cannot always split words that run together, so fit() chooses the silence threshold, the shortest
+pause and the depth of an energy dip between words that best cut the training utterances into as many pieces
+as they have words, and trains the classifier only on the utterances cut exactly right.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -14,8 +16,10 @@ from deepstation.errors import DeepstationError
 
 WINDOW_S, HOP_S = 0.025, 0.010
 N_MELS, N_MFCC = 26, 13
-THRESHOLDS_DB = (20, 25, 30, 35, 40)      # below the utterance's loudest frame: silence
-MIN_PAUSES_S = (0.03, 0.05, 0.08, 0.12)   # a quieter stretch shorter than this is inside a word
+# segmentation settings tried by fit() (it keeps the one that cuts most training utterances right):
+THRESHOLDS_DB = (10, 15, 20, 25, 30)      # this far below the utterance's loudest frame is silence
+MIN_PAUSES_S = (0.03, 0.08, 0.15)         # a quieter stretch shorter than this is inside a word
+VALLEYS_DB = (None, 10, 15, 20)           # a dip this deep between two loud stretches separates two words
 MIN_WORD_S = 0.06
 
 
@@ -29,15 +33,16 @@ class MfccSegments:
         frames = [self._frames(w) for w in _waves(raw)]
         words = [str(t).split() for t in texts]
         # the segmentation settings that cut most training utterances into the right number of words
-        scores = {(t, p): np.mean([len(segments(e, t, p, HOP_S)) == len(ws) for (_, e), ws in zip(frames, words)])
-                  for t in THRESHOLDS_DB for p in MIN_PAUSES_S}
-        self.threshold, self.pause = max(scores, key=scores.get)
-        self.matched = float(scores[(self.threshold, self.pause)])
+        scores = {(t, p, v): np.mean([len(segments(energy, t, p, HOP_S, v)) == len(ws)
+                                      for (_, energy), ws in zip(frames, words)])
+                  for t, p, v in itertools.product(THRESHOLDS_DB, MIN_PAUSES_S, VALLEYS_DB)}
+        self.cut = max(scores, key=lambda k: (scores[k], str(k)))
+        self.matched = float(scores[self.cut])
         feats, labels = [], []
-        for (mfcc, energy), ws in zip(frames, words):
-            parts = segments(energy, self.threshold, self.pause, HOP_S)
+        for (cep, energy), ws in zip(frames, words):
+            parts = self._segments(energy)
             if len(parts) == len(ws):
-                feats += [word_features(mfcc[a:b]) for a, b in parts]
+                feats += [word_features(cep[a:b]) for a, b in parts]
                 labels += ws
         if len(set(labels)) < 2:
             raise DeepstationError(f"baseline: energy segmentation matched the word count of only "
@@ -52,9 +57,8 @@ class MfccSegments:
     def predict(self, raw: dict) -> list[str]:
         out = []
         for wave in _waves(raw):
-            mfcc, energy = self._frames(wave)
-            parts = segments(energy, self.threshold, self.pause, HOP_S)
-            feats = [word_features(mfcc[a:b]) for a, b in parts]
+            cep, energy = self._frames(wave)
+            feats = [word_features(cep[a:b]) for a, b in self._segments(energy)]
             out.append(" ".join(self.model.predict(np.stack(feats))) if feats else "")
         return out
 
@@ -63,6 +67,10 @@ class MfccSegments:
 
     def _frames(self, wave: np.ndarray):
         return mfcc(wave, self.sample_rate)
+
+    def _segments(self, energy: np.ndarray) -> list[tuple[int, int]]:
+        threshold, pause, valley = self.cut
+        return segments(energy, threshold, pause, HOP_S, valley)
 
 
 def _waves(raw: dict) -> list[np.ndarray]:
@@ -87,9 +95,11 @@ def mfcc(wave: np.ndarray, sample_rate: int, n_mfcc: int = N_MFCC, n_mels: int =
     return np.hstack([cep, delta]).astype(np.float32), energy
 
 
-def segments(energy: np.ndarray, threshold_db: float, min_pause_s: float, hop_s: float) -> list[tuple[int, int]]:
+def segments(energy: np.ndarray, threshold_db: float, min_pause_s: float, hop_s: float,
+             valley_db: float | None = None) -> list[tuple[int, int]]:
     """[start, end) frame ranges of words: frames within `threshold_db` of the loudest, pauses shorter than
-    `min_pause_s` bridged, pieces shorter than MIN_WORD_S dropped."""
+    `min_pause_s` bridged, pieces shorter than MIN_WORD_S dropped; with `valley_db`, a piece is also cut where
+    its (smoothed) energy dips that far below the loudest frames on both sides (words that run together)."""
     if not len(energy):
         return []
     loud = energy > energy.max() - threshold_db
@@ -106,7 +116,27 @@ def segments(energy: np.ndarray, threshold_db: float, min_pause_s: float, hop_s:
             merged[-1][1] = b
         else:
             merged.append([a, b])
-    return [(a, b) for a, b in merged if (b - a) * hop_s >= MIN_WORD_S]
+    shortest = max(1, int(round(MIN_WORD_S / hop_s)))
+    pieces = [(a, b) for a, b in merged if b - a >= shortest]
+    if valley_db is None:
+        return pieces
+    smooth = np.convolve(energy, np.ones(5) / 5, mode="same")
+    return [cut for a, b in pieces for cut in _split_at_valleys(smooth, a, b, valley_db, 2 * shortest)]
+
+
+def _split_at_valleys(energy: np.ndarray, a: int, b: int, depth_db: float, shortest: int) -> list[tuple[int, int]]:
+    """Cut [a, b) at its deepest valley while that valley is `depth_db` below the peaks either side of it."""
+    if b - a <= 2 * shortest:
+        return [(a, b)]
+    inner = np.arange(a + shortest, b - shortest)
+    left = np.maximum.accumulate(energy[a:b])[inner - a]
+    right = np.maximum.accumulate(energy[a:b][::-1])[::-1][inner - a]
+    depth = np.minimum(left, right) - energy[inner]
+    best = int(np.argmax(depth))
+    if depth[best] < depth_db:
+        return [(a, b)]
+    cut = int(inner[best])
+    return _split_at_valleys(energy, a, cut, depth_db, shortest) + _split_at_valleys(energy, cut, b, depth_db, shortest)
 
 
 def word_features(cep: np.ndarray) -> np.ndarray:
@@ -129,7 +159,7 @@ def pocketsphinx_reference(paths, vocabulary=None, sample_rate: int = 16000) -> 
                                "`pip install pocketsphinx`") from err
     import soundfile as sf
 
-    decoder = Decoder(samprate=sample_rate)
+    decoder = Decoder(samprate=sample_rate, loglevel="FATAL")  # its log goes to stderr otherwise
     if vocabulary:
         missing = [w for w in vocabulary if decoder.lookup_word(w.lower()) is None]
         if missing:

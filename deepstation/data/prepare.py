@@ -40,6 +40,7 @@ class Prepared:
     unseen: dict = field(default_factory=dict)  # "valid/label" -> labels never seen in training
     raw: dict = field(default_factory=dict)     # split -> ({input: raw values}, {output: raw values}), for baselines
     forecast: dict | None = None                # a forecasting task's series and horizon (deepstation.data.series)
+    table: Table | None = None                  # the rows as read (after windowing), for references and reports
 
     def state(self) -> dict:
         return state_of(self.codecs, self.targets)
@@ -94,7 +95,7 @@ def prepare(task, table: Table, state: dict | None = None) -> Prepared:
             if labels:
                 unseen[f"{split}/{name}"] = labels
     return Prepared(parts, codecs, targets, skipped=int(bad.sum()), unseen=unseen, raw=raw,
-                    forecast=table.frame.attrs.get("forecast"))
+                    forecast=table.frame.attrs.get("forecast"), table=table)
 
 
 def _split(task, table: Table, keep: np.ndarray, raw_out: dict) -> dict:
