@@ -40,6 +40,8 @@ test-all: setup
 bench: setup
 	$(PY) benchmarks/bench_loop.py
 	$(PY) benchmarks/bench_cli.py
+	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_tasks.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

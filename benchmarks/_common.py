@@ -8,6 +8,7 @@ import re
 import statistics
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +19,7 @@ HEADER = ("# Benchmark results\n\n"
           "Every figure here comes with the exact command that made it, the date and the machine; each section is "
           "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
           "rerun the command to refresh it.\n")
-ORDER = ["bench_loop", "bench_accuracy", "bench_cli"]  # where a section goes when RESULTS.md lacks it
+ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks"]  # where a section goes when RESULTS.md lacks it
 
 
 def cpu_model() -> str:
@@ -82,6 +83,61 @@ def python_cmd() -> str:
 
 def median(values) -> float:
     return statistics.median(values)
+
+
+class Contention:
+    """How much CPU other processes (and the hypervisor, as steal) took while a benchmark ran: the figures are
+    only as steady as the machine was quiet. Linux only (/proc/stat); elsewhere it says nothing."""
+
+    def __init__(self):
+        self.began, self.busy, self.steal, self.own = time.perf_counter(), *self._machine(), self._own()
+
+    @staticmethod
+    def _machine():
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        except (OSError, ValueError):
+            return None, None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        hz = os.sysconf("SC_CLK_TCK")
+        return (user + nice + system + irq + softirq) / hz, steal / hz
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def report(self) -> str:
+        busy, steal = self._machine()
+        wall = time.perf_counter() - self.began
+        if busy is None or self.busy is None or wall <= 0:
+            return ""
+        other = max(0.0, (busy - self.busy) - (self._own() - self.own))
+        share = other / (wall * usable_cores())
+        text = (f"Other processes used {other:.1f} CPU-seconds during the {wall:.0f} s run "
+                f"({share:.0%} of the machine), steal {steal - self.steal:.1f} s")
+        return text + (": the machine was not quiet; rerun for steadier figures." if share > 0.05 else ".")
+
+
+def wait_for_quiet(max_seconds: float, threshold: float = 0.05, window: float = 5.0) -> str:
+    """Wait (up to max_seconds) until other processes use under `threshold` of the machine over `window` seconds;
+    returns a line saying what happened, empty when not asked to wait."""
+    if max_seconds <= 0:
+        return ""
+    began = time.perf_counter()
+    while True:
+        probe = Contention()
+        time.sleep(window)
+        busy, _ = probe._machine()
+        if busy is None:
+            return ""
+        share = max(0.0, (busy - probe.busy) - (probe._own() - probe.own)) / (window * usable_cores())
+        waited = time.perf_counter() - began
+        if share < threshold:
+            return f"started after {waited:.0f} s of waiting for a quiet machine"
+        if waited >= max_seconds:
+            return f"the machine was still {share:.0%} busy after {waited:.0f} s of waiting; started anyway"
+        print(f"waiting for a quiet machine: other processes use {share:.0%}", file=sys.stderr, flush=True)
 
 
 def write_section(name: str, body: str, path: Path = RESULTS) -> None:
