@@ -281,8 +281,8 @@ class Run:
         if isinstance(data, pd.DataFrame):
             table = Table(data.reset_index(drop=True), "data", Path.cwd())
         else:
-            images = [i for i in self.task.inputs if i.type == "image"]
-            column = images[0].column if len(images) == 1 and len(self.task.inputs) == 1 else None
+            only = self.task.inputs[0] if len(self.task.inputs) == 1 else None
+            column = only.column if only is not None and only.type in ("image", "audio") else None
             table = read_inputs(data, column, self.task.data.index)
         part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task)
         preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,

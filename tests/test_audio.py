@@ -259,6 +259,14 @@ def test_a_tiny_transcription_run_end_to_end(tone_folder):
     predictions = loaded.predict(index)
     assert list(predictions["text_pred"].map(type).unique()) == [str]
     assert loaded.evaluate()["test"] == pytest.approx(run.metrics["test"], rel=1e-4, abs=1e-6)
+    wavs = sorted(p for p in tone_folder.iterdir() if p.suffix in (".wav", ".flac"))
+    single = cli("predict", run.dir, wavs[0], check=0).stdout.splitlines()
+    assert single[0].endswith(",text_pred") and single[1].startswith(wavs[0].name)
+    folder = tone_folder.parent / "to-transcribe"
+    folder.mkdir()
+    for wav in wavs[:2]:
+        shutil.copy(wav, folder / wav.name)
+    assert len(cli("predict", run.dir, folder, check=0).stdout.splitlines()) == 3
 
 
 def test_audio_to_a_category(tone_folder):

@@ -97,25 +97,31 @@ def require_columns(table: Table, columns: dict[str, str]) -> None:
                                    f"are {', '.join(have)}." + did_you_mean(column, have))
 
 
-def read_inputs(path, image_column: str | None, index: str = "index.csv") -> Table:
-    """Rows to predict: a CSV or Parquet file, a folder (with an index CSV, or just images), or one image."""
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
+
+
+def read_inputs(path, file_column: str | None, index: str = "index.csv") -> Table:
+    """Rows to predict: a CSV or Parquet file, a folder (with an index CSV, or just images or sound files), or
+    one image or sound file. `file_column`: the column of a task whose one input is an image or audio."""
     from deepstation.data.image import IMAGE_SUFFIXES
 
+    media = IMAGE_SUFFIXES | AUDIO_SUFFIXES
     path = Path(path)
     if path.is_dir() and not (path / index).is_file():
-        images = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise DeepstationError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) and no `{index}` here")
-        return Table(pd.DataFrame({_image_column(image_column, path): images}), str(path), path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in media)
+        if not found:
+            raise DeepstationError(f"{path}: no images or sound files ({', '.join(sorted(media))}) and no `{index}` "
+                                   f"here")
+        return Table(pd.DataFrame({_file_column(file_column, path): found}), str(path), path)
+    if path.suffix.lower() in media:
         if not path.is_file():
-            raise DeepstationError(f"{path}: image not found; check the path")
-        return Table(pd.DataFrame({_image_column(image_column, path): [path.name]}), str(path), path.parent)
+            raise DeepstationError(f"{path}: file not found; check the path")
+        return Table(pd.DataFrame({_file_column(file_column, path): [path.name]}), str(path), path.parent)
     return read_source(str(path), index)
 
 
-def _image_column(column: str | None, path: Path) -> str:
+def _file_column(column: str | None, path: Path) -> str:
     if column is None:
-        raise DeepstationError(f"{path}: images alone can be predicted only by a task whose one input is an image; "
-                               f"pass a CSV or Parquet file with the input columns instead")
+        raise DeepstationError(f"{path}: files alone can be predicted only by a task whose one input is an image or "
+                               f"audio; pass a CSV or Parquet file with the input columns instead")
     return column
