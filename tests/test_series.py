@@ -111,3 +111,12 @@ def test_series_classification_encoders(tmp_path, kind):
     out = last_json(cli("compare", write_task(tmp_path, raw), "--json", check=0).stdout)
     assert 0 <= out["deep"]["metrics"]["test"]["accuracy"] <= 1
     assert out["baseline"]["name"] == "SummaryForest" and out["baseline"]["metrics"]["test"]["accuracy"] > 0.6
+
+
+def test_copper_and_cpi_are_dated_price_series():
+    from deepstation.data.sources import read_source
+
+    copper = read_source("builtin:copper").frame
+    assert len(copper) == 25 and copper["date"].iloc[0] == pd.Timestamp("1951-01-01") and "copperprice" in copper
+    cpi = read_source("builtin:cpi").frame
+    assert len(cpi) == 203 and cpi["date"].is_monotonic_increasing and cpi["cpi"].iloc[0] == pytest.approx(28.98)

@@ -14,6 +14,7 @@ BUILTINS = {
     "digit-strips": "deepstation.data.builtin.strips:load",
     "airline": "deepstation.data.builtin.series:airline",
     "cpi": "deepstation.data.builtin.series:cpi",
+    "copper": "deepstation.data.builtin.series:copper",
     "ucr": "deepstation.data.builtin.series:ucr",  # builtin:ucr/NAME
     "speech": "deepstation.data.builtin.speech:load",
 }

@@ -60,3 +60,14 @@ def _data_dir() -> str:
     import sktime.datasets
 
     return os.path.join(os.path.dirname(sktime.datasets.__file__), "data")
+
+
+def copper() -> pd.DataFrame:
+    """The world copper market 1951-1975, yearly (statsmodels): the copper price with consumption, an income
+    index, the aluminium price and an inventory index beside it."""
+    from statsmodels.datasets import copper as data
+
+    d = data.load_pandas().data
+    frame = d.rename(columns=str.lower).drop(columns=["time"])
+    frame.insert(0, "date", pd.to_datetime([f"{1950 + int(t)}-01-01" for t in d["TIME"]]))
+    return frame
