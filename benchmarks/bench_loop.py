@@ -94,12 +94,17 @@ def plain_round(task, data, plan, epochs: int) -> dict:
             with autocast():
                 loss = model.loss(model(xb), yb)
             opt.zero_grad(set_to_none=True)
-            if scaler.is_enabled():
+            if scaler.is_enabled():  # fp16 on a GPU only
                 scaler.scale(loss).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 scaler.step(opt)
                 scaler.update()
             else:
                 loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
             batch_losses.append(loss.detach())
         losses.append(torch.stack(batch_losses).float().mean().item())
