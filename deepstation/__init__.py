@@ -15,7 +15,8 @@ __all__ = ["train", "load", "Run", "__version__"]
 def train(task, **overrides):
     """Train the task (a YAML path or a dict) and return the finished Run.
 
-    Overrides: epochs, device, runs_dir, quiet (default True here).
+    Overrides: epochs, device, runs_dir, resume (a run folder to continue), progress (see
+    deepstation.training.progress; silent by default).
     """
     from deepstation.run import train as _train
 

@@ -13,15 +13,16 @@ MAXIMISE = MAXIMISE | {"exact_match"}
 
 def category(true: np.ndarray, pred: np.ndarray, classes: int) -> dict:
     """true may hold -1 (a label unseen in training): it counts as a miss and as nobody's true positive."""
+    true, pred = np.asarray(true, dtype=np.int64), np.asarray(pred, dtype=np.int64)
     accuracy = float(np.mean(true == pred)) if len(true) else math.nan
-    f1s = []
-    for c in range(classes):
-        tp = np.sum((pred == c) & (true == c))
-        fp = np.sum((pred == c) & (true != c))
-        fn = np.sum((pred != c) & (true == c))
-        if tp + fp + fn:  # classes absent from both truth and predictions do not count
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else math.nan}
+    seen = true >= 0
+    confusion = np.bincount(true[seen] * classes + pred[seen], minlength=classes * classes).reshape(classes, classes)
+    tp = np.diag(confusion)
+    fp = confusion.sum(axis=0) - tp + np.bincount(pred[~seen], minlength=classes)
+    fn = confusion.sum(axis=1) - tp
+    counted = tp + fp + fn > 0  # classes absent from both truth and predictions do not count
+    f1 = 2 * tp[counted] / (2 * tp[counted] + fp[counted] + fn[counted])
+    return {"accuracy": accuracy, "macro_f1": float(f1.mean()) if counted.any() else math.nan}
 
 
 def number(true: np.ndarray, pred: np.ndarray) -> dict:
