@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepstation.data.sources import describe_file, resolve_file
 from deepstation.errors import DeepstationError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".opus"}
@@ -35,7 +36,7 @@ class AudioCodec:
             except (OSError, ValueError, RuntimeError) as err:  # soundfile's LibsndfileError is a RuntimeError
                 if on_bad_sample != "skip":
                     raise DeepstationError(
-                        f"{_where(value, table.base_dir)}: cannot decode audio ({_reason(err)}; row {row + 1} of "
+                        f"{describe_file(value, table.base_dir)}: cannot decode audio ({_reason(err)}; row {row + 1} of "
                         f"{table.origin}); fix or remove it, or set data.on_bad_sample: skip") from err
                 bad[row] = True
                 waves.append(np.zeros(0, dtype=np.float32))
@@ -48,7 +49,7 @@ class AudioCodec:
     def _decode(self, value, base_dir: Path) -> np.ndarray:
         import soundfile as sf
 
-        path = _resolve(value, base_dir)
+        path = resolve_file(value, base_dir, "an audio file")
         if not path.is_file():
             raise FileNotFoundError(path)
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
@@ -106,20 +107,6 @@ def hz_to_mel(f):
 
 def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def _resolve(value, base_dir: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected an audio file path, got {value!r}")
-    path = Path(value)
-    return path if path.is_absolute() else base_dir / path
-
-
-def _where(value, base_dir: Path) -> str:
-    try:
-        return str(_resolve(value, base_dir))
-    except ValueError:
-        return repr(value)
 
 
 def _reason(err: Exception) -> str:

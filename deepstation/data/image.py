@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepstation.data.sources import describe_file, resolve_file
 from deepstation.errors import DeepstationError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -33,7 +34,7 @@ class ImageCodec:
             except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
                 if on_bad_sample != "skip":
                     raise DeepstationError(
-                        f"{_where(value, table.base_dir)}: cannot decode image ({_reason(err)}; row {row + 1} of "
+                        f"{describe_file(value, table.base_dir)}: cannot decode image ({_reason(err)}; row {row + 1} of "
                         f"{table.origin}); fix or remove it, or set data.on_bad_sample: skip") from err
                 bad[row] = True
                 images.append(None)
@@ -53,7 +54,7 @@ class ImageCodec:
             return self._fit_array(array)
         from PIL import Image
 
-        with Image.open(_resolve(value, base_dir)) as im:
+        with Image.open(resolve_file(value, base_dir, "an image")) as im:
             im.load()
             if self.channels is None:
                 self.channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
@@ -91,20 +92,6 @@ class ImageCodec:
 
     def shape(self) -> dict:
         return {"type": "image", "channels": self.state["channels"], "size": self.state["size"]}
-
-
-def _resolve(value, base_dir: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected an image path, got {value!r}")
-    path = Path(value)
-    return path if path.is_absolute() else base_dir / path
-
-
-def _where(value, base_dir: Path) -> str:
-    try:
-        return str(_resolve(value, base_dir))
-    except ValueError:
-        return repr(value)
 
 
 def _reason(err: Exception) -> str:

@@ -89,6 +89,22 @@ def _read_file(path: Path) -> pd.DataFrame:
     raise DeepstationError(f"{path}: unknown file type `{suffix}`; use .csv, .tsv, .parquet or a folder of images")
 
 
+def resolve_file(value, base_dir: Path, what: str) -> Path:
+    """A path from a data column: absolute, or relative to the index file's folder. ValueError when empty."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected {what} path, got {value!r}")
+    path = Path(value)
+    return path if path.is_absolute() else base_dir / path
+
+
+def describe_file(value, base_dir: Path) -> str:
+    """The path as an error message should name it."""
+    try:
+        return str(resolve_file(value, base_dir, "a file"))
+    except ValueError:
+        return repr(value)
+
+
 def require_columns(table: Table, columns: dict[str, str]) -> None:
     """columns: {column: the task field that names it}. Raises naming the first missing one."""
     have = [str(c) for c in table.frame.columns]
