@@ -27,7 +27,7 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> 
         "task": run.task.name, "split": split,
         "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
                  "fit_seconds": run.summary["seconds"], "predict_ms_per_sample": round(deep_ms, 4),
-                 "parameters": run.summary["parameters"],
+                 "parameters": run.summary["parameters"], "backtest": run.summary.get("backtest"),
                  "description": ", ".join(f"{i.name}: {run.task.encoder_for(i.name).kind} encoder"
                                           for i in run.task.inputs) + " (features learned)"},
         "baseline": baseline,

@@ -34,6 +34,8 @@ class Split(Strict):
     seed: int = 0
     column: Optional[str] = Field(None, description="A column of train/valid/test naming each row's split; "
                                                     "the fractions are then not used")
+    backtest: int = Field(1, ge=1, description="Forecasting: test this many origins, each a horizon before the "
+                                               "next (rolling origin), training a model for each; metrics averaged")
 
     @model_validator(mode="after")
     def _leaves_training_rows(self):

@@ -159,6 +159,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     table = read_source(task.data.source, task.data.index, task.data.options)
     data = prepare(task, table)
+    if task.data.split.backtest > 1 and data.forecast:
+        _check_backtest(task, table)
     seed(cfg.seed)
     model = build_model(task, data.codecs, data.targets)
 
@@ -200,11 +202,66 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
                  "unseen_labels": data.unseen},
     })
+    if task.data.split.backtest > 1 and data.forecast:
+        summary["backtest"] = _finite(backtest(task, table, plan, summary["metrics"].get("test", {})))
     files.write_json(folder.summary, summary)
     folder.write_info(status="completed", ended=_now())
     run = Run(folder, task, model, data.codecs, data.targets, plan, summary)
     run.data = data  # the prepared split, for baselines and reports run right after training
     return run
+
+
+def backtest(task, table, plan, last_fold: dict) -> dict:
+    """Rolling origin: fold i trains and tests on the series as it stood i horizons earlier. Fold 0 is the run
+    itself (`last_fold`); the others are trained in memory. Returns {"folds": [test metrics...], "mean": {...}}."""
+    from deepstation.data.prepare import prepare
+    from deepstation.models.assemble import build_model
+    from deepstation.training.evaluate import evaluate
+    from deepstation.training.loop import fit
+    from deepstation.training.progress import Silent
+
+    horizon = task.outputs[0].horizon
+    folds = [last_fold]
+    for i in range(1, task.data.split.backtest):
+        data = prepare(task, table, cut=i * horizon)
+        seed(task.trainer.seed)
+        model = build_model(task, data.codecs, data.targets)
+        outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan,
+                      _Memory(), Silent())
+        model.load_state_dict(outcome.best_state)
+        folds.append(evaluate(model, _on(data.parts["test"], plan.device), plan, task.trainer.eval_batch_size,
+                              data.targets))
+    mean = {k: float(sum(f[k] for f in folds) / len(folds)) for k in folds[0]}
+    return {"folds": folds, "mean": mean}
+
+
+def _check_backtest(task, table) -> None:
+    """The earliest fold must have data enough, before anything trains."""
+    from deepstation.data.series import forecast_windows
+
+    k, horizon = task.data.split.backtest, task.outputs[0].horizon
+    try:
+        forecast_windows(task, table, cut=(k - 1) * horizon)
+    except DeepstationError as err:
+        raise DeepstationError(f"{err} (data.split.backtest: {k} tests {k} origins, the earliest "
+                               f"{(k - 1) * horizon} points before the end; lower it)") from err
+
+
+class _Memory:
+    """A store that keeps nothing but the best weights: for backtest folds, which leave no run folder."""
+
+    def __init__(self):
+        self.best = None
+
+    def append_metrics(self, record): ...
+    def save_checkpoint(self, state): ...
+    def flush(self): ...
+
+    def save_best(self, weights):
+        self.best = weights
+
+    def load_best(self):
+        return self.best
 
 
 class Run:

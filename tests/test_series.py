@@ -120,3 +120,29 @@ def test_copper_and_cpi_are_dated_price_series():
     assert len(copper) == 25 and copper["date"].iloc[0] == pd.Timestamp("1951-01-01") and "copperprice" in copper
     cpi = read_source("builtin:cpi").frame
     assert len(cpi) == 203 and cpi["date"].is_monotonic_increasing and cpi["cpi"].iloc[0] == pytest.approx(28.98)
+
+
+def test_rolling_origin_backtest_averages_the_folds(sales_csv):
+    raw = forecast_task(sales_csv, epochs=5)
+    raw["data"]["split"]["backtest"] = 3
+    run = deepstation.train(raw)
+    bt = run.summary["backtest"]
+    assert len(bt["folds"]) == 3 and bt["folds"][0] == run.metrics["test"]
+    assert bt["mean"]["mape"] == pytest.approx(np.mean([f["mape"] for f in bt["folds"]]))
+    assert len({f["mae"] for f in bt["folds"]}) == 3  # each fold tests other months
+
+
+def test_fold_windows_end_earlier(sales_csv):
+    frame = monthly()
+    task = load_task(forecast_task(sales_csv))
+    full = forecast_windows(task, Table(frame, "s", None)).frame
+    fold = forecast_windows(task, Table(frame, "s", None), cut=6).frame
+    assert len(fold) == len(full) - 6
+    assert np.allclose(np.exp(fold["sales"].iloc[-1] + fold[LEVEL].iloc[-1]), frame["sales"].iloc[-12:-6])
+
+
+def test_a_backtest_longer_than_the_series_fails_before_training(sales_csv, tmp_path):
+    raw = forecast_task(sales_csv)
+    raw["data"]["split"]["backtest"] = 9
+    line = user_error(cli("train", write_task(tmp_path, raw)))
+    assert "data.split.backtest: 9" in line and not (tmp_path / "runs").exists()

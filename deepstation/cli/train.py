@@ -37,6 +37,10 @@ def run(args) -> int:
                   f"{s['parameters']:,} parameters, {s['device']} {s['precision']}, {s['seconds']:.1f} s",
                   soft_wrap=True)
         out.print(render.metrics_table(s["metrics"], None))
+        if "backtest" in s:
+            mean = ", ".join(f"{k} {v:.4f}" for k, v in s["backtest"]["mean"].items() if v is not None)
+            out.print(f"rolling-origin backtest, {len(s['backtest']['folds'])} origins, mean test: {mean}",
+                      soft_wrap=True)
         out.print(f"run folder: {s['run_dir']}", soft_wrap=True)
     if args.json:
         render.print_json(s)

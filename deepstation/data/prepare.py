@@ -57,11 +57,12 @@ def state_of(codecs, targets) -> dict:
     return {"inputs": {n: c.state for n, c in codecs.items()}, "outputs": {n: t.state for n, t in targets.items()}}
 
 
-def prepare(task, table: Table, state: dict | None = None) -> Prepared:
-    """Split the rows and encode each part. With `state` (a finished run's), the codecs are already fitted."""
+def prepare(task, table: Table, state: dict | None = None, cut: int = 0) -> Prepared:
+    """Split the rows and encode each part. With `state` (a finished run's), the codecs are already fitted.
+    `cut`: for a forecasting backtest fold, leave out the series' last `cut` points."""
     codecs, targets = make_codecs(task, state)
     if forecasting_input(task):
-        table = forecast_windows(task, table)
+        table = forecast_windows(task, table, cut=cut)
     require_columns(table, {col: f for c in [*codecs.values(), *targets.values()] for col, f in c.columns().items()})
     raw_in, bad = {}, np.zeros(len(table.frame), dtype=bool)
     for name, codec in codecs.items():

@@ -24,12 +24,16 @@ def forecasting_input(task):
     return next((i for i in task.inputs if i.type == "series" and i.window), None)
 
 
-def forecast_windows(task, table, mode: str = "split"):
+def forecast_windows(task, table, mode: str = "split", cut: int = 0):
     """The windowed samples as a new table (same origin and folder), the forecasting facts in frame.attrs.
 
     mode: "split" (train/valid/test origins as above), "all" (every origin with a full target: scoring other
     data), "predict" (one origin after the last point, no target)."""
     for_prediction = mode == "predict"
+    if cut:  # a rolling-origin fold: the series as it stood `cut` steps before its end
+        from deepstation.data.sources import Table as _Table
+
+        table = _Table(table.frame.iloc[:len(table.frame) - cut].reset_index(drop=True), table.origin, table.base_dir)
     from deepstation.data.sources import Table, require_columns
 
     inp = forecasting_input(task)
