@@ -58,3 +58,12 @@ def verb_parser(sub, common, name: str, summary: str, example: str) -> argparse.
     """A verb's parser; every verb's help ends with an example."""
     return sub.add_parser(name, help=summary, description=summary, parents=[common],
                           epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def training_options(p) -> None:
+    """The options every verb that trains shares (train, compare)."""
+    p.add_argument("--epochs", type=int, metavar="N", help="override trainer.epochs")
+    p.add_argument("--device", metavar="DEVICE", help="override trainer.device: cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: $DEEPSTATION_RUNS_DIR or runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")

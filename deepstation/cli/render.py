@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from deepstation.report import fmt as _fmt  # noqa: F401  (used here and by the verbs)
+
 
 def console(for_json: bool):
     """Human output goes to stderr when stdout is reserved for JSON."""
@@ -30,11 +32,3 @@ def metrics_table(metrics: dict, title: str | None):
     for name in names:
         table.add_row(name, *[_fmt(metrics[s].get(name)) for s in splits])
     return table
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.1f}"
-    return str(value)

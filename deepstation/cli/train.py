@@ -1,7 +1,7 @@
 """deepstation train TASK.yaml | --resume RUN_DIR"""
 from __future__ import annotations
 
-from deepstation.cli import verb_parser
+from deepstation.cli import training_options, verb_parser
 
 
 def add_parser(sub, common):
@@ -9,11 +9,7 @@ def add_parser(sub, common):
                     "deepstation train examples/digits.yaml --epochs 5")
     p.add_argument("task", nargs="?", help="the task YAML")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an unfinished run from its last checkpoint")
-    p.add_argument("--epochs", type=int, metavar="N", help="override trainer.epochs")
-    p.add_argument("--device", metavar="DEVICE", help="override trainer.device: cpu, cuda, cuda:N, mps or auto")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: $DEEPSTATION_RUNS_DIR or runs)")
-    p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    training_options(p)
     p.set_defaults(run=run)
 
 

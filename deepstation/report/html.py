@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from deepstation import files
-from deepstation.report import plots
+from deepstation.report import fmt as _fmt, plots
 
 SAMPLES = 8
 
@@ -100,11 +100,3 @@ def _better(metric, deep, base, higher: bool):
     if deep is None or base is None or np.isnan(deep) or np.isnan(base) or deep == base:
         return None
     return "deep" if (deep > base) == higher else "base"
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
-    return str(value)
