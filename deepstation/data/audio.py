@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepstation.data.sources import describe_file, resolve_file
+from deepstation.data.sources import decode_rows, resolve_file
 from deepstation.errors import DeepstationError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".opus"}
@@ -28,18 +28,10 @@ class AudioCodec:
 
     def read(self, table, on_bad_sample="error"):
         """Decode every row: ({"wave": [N, S] float32, "samples": [N] int64}, mask of rows that failed)."""
-        values = table.frame[self.spec.column].tolist()
-        waves, bad = [], np.zeros(len(values), dtype=bool)
-        for row, value in enumerate(values):
-            try:
-                waves.append(self._decode(value, table.base_dir))
-            except (OSError, ValueError, RuntimeError) as err:  # soundfile's LibsndfileError is a RuntimeError
-                if on_bad_sample != "skip":
-                    raise DeepstationError(
-                        f"{describe_file(value, table.base_dir)}: cannot decode audio ({_reason(err)}; row {row + 1} of "
-                        f"{table.origin}); fix or remove it, or set data.on_bad_sample: skip") from err
-                bad[row] = True
-                waves.append(np.zeros(0, dtype=np.float32))
+        # soundfile's LibsndfileError is a RuntimeError
+        waves, bad = decode_rows(table, self.spec.column, self._decode, "audio", (OSError, ValueError, RuntimeError),
+                                 _reason, on_bad_sample)
+        waves = [np.zeros(0, dtype=np.float32) if w is None else w for w in waves]
         samples = np.asarray([len(w) for w in waves], dtype=np.int64)
         wave = np.zeros((len(waves), max(int(samples.max(initial=0)), 1)), dtype=np.float32)
         for i, w in enumerate(waves):

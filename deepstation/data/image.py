@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepstation.data.sources import describe_file, resolve_file
+from deepstation.data.sources import decode_rows, resolve_file
 from deepstation.errors import DeepstationError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -26,20 +26,11 @@ class ImageCodec:
 
     def read(self, table, on_bad_sample="error"):
         """Decode every row: ([N, C, H, W] float32 in 0..1, mask of rows that could not be decoded)."""
-        values = table.frame[self.spec.column].tolist()
-        images, bad = [], np.zeros(len(values), dtype=bool)
-        for row, value in enumerate(values):
-            try:
-                images.append(self._decode(value, table.base_dir))
-            except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-                if on_bad_sample != "skip":
-                    raise DeepstationError(
-                        f"{describe_file(value, table.base_dir)}: cannot decode image ({_reason(err)}; row {row + 1} of "
-                        f"{table.origin}); fix or remove it, or set data.on_bad_sample: skip") from err
-                bad[row] = True
-                images.append(None)
+        # PIL's UnidentifiedImageError is an OSError
+        images, bad = decode_rows(table, self.spec.column, self._decode, "image", (OSError, ValueError), _reason,
+                                  on_bad_sample)
         if self.size is None:  # nothing decoded: every row was bad
-            return np.zeros((len(values), 1, 1, 1), dtype=np.float32), bad
+            return np.zeros((len(images), 1, 1, 1), dtype=np.float32), bad
         blank = np.zeros((self.channels, *self.size), dtype=np.float32)
         return np.stack([blank if im is None else im for im in images]), bad
 

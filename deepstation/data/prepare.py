@@ -135,8 +135,9 @@ def encode_table(codecs, targets, table: Table, with_targets: bool, task=None) -
         for name, target in targets.items():
             raw = target.read(table)
             outs[name] = target.encode(raw)
-            if target.unseen(raw):
-                unseen[name] = target.unseen(raw)
+            labels = target.unseen(raw)
+            if labels:
+                unseen[name] = labels
     return Part(features, outs, np.arange(len(table.frame))), unseen, table
 
 

@@ -105,6 +105,27 @@ def describe_file(value, base_dir: Path) -> str:
         return repr(value)
 
 
+def decode_rows(table: Table, column: str, decode, kind: str, errors: tuple, reason, on_bad_sample: str):
+    """decode(value, base_dir) for every row of `column`: (results, with None where a row failed; bad-row mask).
+    A failure stops with the file and row named, unless on_bad_sample is skip. Shared by the image and audio
+    codecs; `reason(err)` words the failure."""
+    import numpy as np
+
+    values = table.frame[column].tolist()
+    found, bad = [], np.zeros(len(values), dtype=bool)
+    for row, value in enumerate(values):
+        try:
+            found.append(decode(value, table.base_dir))
+        except errors as err:
+            if on_bad_sample != "skip":
+                raise DeepstationError(
+                    f"{describe_file(value, table.base_dir)}: cannot decode {kind} ({reason(err)}; row {row + 1} of "
+                    f"{table.origin}); fix or remove it, or set data.on_bad_sample: skip") from err
+            bad[row] = True
+            found.append(None)
+    return found, bad
+
+
 def require_columns(table: Table, columns: dict[str, str]) -> None:
     """columns: {column: the task field that names it}. Raises naming the first missing one."""
     have = [str(c) for c in table.frame.columns]

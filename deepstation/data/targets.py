@@ -21,11 +21,7 @@ class CategoryTarget:
 
     def read(self, table) -> np.ndarray:
         values = table.frame[self.spec.column]
-        missing = np.flatnonzero(values.isna().to_numpy())
-        if len(missing):
-            raise DeepstationError(f"{table.origin}: row {missing[0] + 1}, column `{self.spec.column}` "
-                                   f"(outputs.{self.spec.name}): the label is empty; give every row a label or "
-                                   f"drop it ({len(missing)} such row(s))")
+        _no_empty(table, self.spec, [pd.isna(v) for v in values], "the label is empty; give every row a label")
         return np.asarray([_plain(v) for v in values], dtype=object)
 
     def fit(self, raw) -> None:
@@ -118,11 +114,8 @@ class SequenceTarget:
 
     def read(self, table) -> np.ndarray:
         values = table.frame[self.spec.column]
-        empty = np.flatnonzero([pd.isna(v) or not str(v).strip() for v in values])
-        if len(empty):
-            raise DeepstationError(f"{table.origin}: row {empty[0] + 1}, column `{self.spec.column}` "
-                                   f"(outputs.{self.spec.name}): the text is empty; every row needs a caption or "
-                                   f"transcript ({len(empty)} such row(s)); fix or drop them")
+        _no_empty(table, self.spec, [pd.isna(v) or not str(v).strip() for v in values],
+                  "the text is empty; every row needs a caption or transcript")
         return np.asarray([" ".join(str(v).split()) for v in values], dtype=object)
 
     def tokens(self, text: str) -> list[str]:
@@ -170,3 +163,11 @@ def _plain(value):
     if isinstance(value, (int, str)):
         return value
     return str(value) if not isinstance(value, pd.Timestamp) else value.isoformat()
+
+
+def _no_empty(table, spec, empty: list, what: str) -> None:
+    """Stop at the first empty target, naming its row; `what` says what is wrong and what a row needs."""
+    rows = np.flatnonzero(empty)
+    if len(rows):
+        raise DeepstationError(f"{table.origin}: row {rows[0] + 1}, column `{spec.column}` (outputs.{spec.name}): "
+                               f"{what}; fix or drop such rows ({len(rows)} in all)")
