@@ -54,6 +54,15 @@ def machine(torch_threads: int | None = None) -> str:
     return ", ".join(parts)
 
 
+def add_options(ap) -> None:
+    """The options every benchmark takes: --no-write, --wait-quiet SECONDS, --check."""
+    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                    help="first wait up to this long for other processes to leave the CPUs alone (default: no wait)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed (default: report only, so "
+                                                          "`make bench` runs every benchmark)")
+
+
 def today() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 

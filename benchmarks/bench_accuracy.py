@@ -41,11 +41,7 @@ def train_once(task, runs_dir: Path) -> tuple[dict, float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="trainer.seed values (default 0 1 2)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                    help="first wait up to this long for other processes to leave the CPUs alone (default: no wait)")
-    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed (default: report only, so "
-                                                          "`make bench` runs every benchmark)")
+    _common.add_options(ap)
     args = ap.parse_args(argv)
 
     import torch

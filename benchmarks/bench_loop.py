@@ -310,11 +310,7 @@ def main(argv=None) -> int:
                     help="do not time each part of deepstation's epoch (evaluate, checkpoint, best weights, "
                          "metrics): a bare RunFolder, nothing wrapped")
     ap.add_argument("--quick", action="store_true", help="2 short rounds, no warm-up, nothing written: a smoke test")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
-    ap.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
-                    help="first wait up to this long for other processes to leave the CPUs alone (default: no wait)")
-    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed (default: report only, so "
-                                                          "`make bench` runs every benchmark)")
+    _common.add_options(ap)
     args = ap.parse_args(argv)
 
     import torch
