@@ -11,7 +11,9 @@ from deepstation.errors import DeepstationError
 UNSEEN = -1  # a label in valid/test (or at evaluation) that training never saw; scored as a miss
 
 
-class CategoryTarget:
+class _Target:
+    """What every target codec shares: its output's spec, what it learned (state), the one column it reads."""
+
     def __init__(self, spec, state: dict | None = None):
         self.spec = spec
         self.state = state
@@ -19,6 +21,8 @@ class CategoryTarget:
     def columns(self) -> dict[str, str]:
         return {self.spec.column: f"outputs.{self.spec.name}.column"}
 
+
+class CategoryTarget(_Target):
     def read(self, table) -> np.ndarray:
         values = table.frame[self.spec.column]
         _no_empty(table, self.spec, [pd.isna(v) for v in values], "the label is empty; give every row a label")
@@ -45,17 +49,13 @@ class CategoryTarget:
         return {"type": "category", "classes": len(self.state["labels"])}
 
 
-class NumberTarget:
+class NumberTarget(_Target):
     """A number per row, or for forecasting (see deepstation.data.series) `horizon` numbers relative to the
     window's level: the raw values are then [level, y_1..y_H] and decoding adds the level back (and undoes a log)."""
 
     def __init__(self, spec, state: dict | None = None):
-        self.spec = spec
-        self.state = state
+        super().__init__(spec, state)
         self.forecast = state.get("forecast") if state else None
-
-    def columns(self) -> dict[str, str]:
-        return {self.spec.column: f"outputs.{self.spec.name}.column"}
 
     def read(self, table) -> np.ndarray:
         from deepstation.data.series import LEVEL
@@ -102,15 +102,8 @@ class NumberTarget:
         return {"type": "number", "size": self.spec.horizon}
 
 
-class SequenceTarget:
+class SequenceTarget(_Target):
     """Text as a sequence of tokens (characters or words) for a CTC head. Index 0 is CTC's blank."""
-
-    def __init__(self, spec, state: dict | None = None):
-        self.spec = spec
-        self.state = state
-
-    def columns(self) -> dict[str, str]:
-        return {self.spec.column: f"outputs.{self.spec.name}.column"}
 
     def read(self, table) -> np.ndarray:
         values = table.frame[self.spec.column]
