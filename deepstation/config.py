@@ -44,8 +44,21 @@ class Split(Strict):
         return self
 
 
+class SqlQuery(Strict):
+    url: str = Field(description="A SQLAlchemy URL such as sqlite:///data.db or postgresql://user@host/db; "
+                                 "$NAME or ${NAME} is read from the environment (keep passwords there)")
+    query: str = Field(description="The SELECT whose rows become the table; a table name alone reads the whole table")
+    chunksize: int = Field(50_000, ge=1, description="Rows fetched per round trip, for large tables")
+
+
+class SqlSource(Strict):
+    sql: SqlQuery
+
+
 class Data(Strict):
-    source: str = Field(description="A CSV or Parquet file, a folder of images with an index CSV, or builtin:NAME")
+    source: Union[str, SqlSource] = Field(
+        description="A CSV or Parquet file, a folder of images with an index CSV, builtin:NAME, or "
+                    "{sql: {url, query}} to read rows from a SQL database")
     index: str = Field("index.csv", description="For a folder source: the CSV inside it listing path,label rows")
     split: Split = Split()
     on_bad_sample: Literal["error", "skip"] = "error"
@@ -240,6 +253,36 @@ class Trainer(Strict):
         return value
 
 
+# --- tracking and scale -----------------------------------------------------------------------
+
+
+class Tracking(Strict):
+    """Where runs are recorded (MLflow). Default: $DEEPSTATION_TRACKING_URI, else sqlite:///mlflow.db here."""
+
+    enabled: bool = True
+    uri: Optional[str] = Field(None, description="An MLflow tracking URI: sqlite:///file.db, postgresql://..., "
+                                                 "http://host:port; overrides $DEEPSTATION_TRACKING_URI")
+    experiment: Optional[str] = Field(None, description="The MLflow experiment; default: the task's name")
+
+
+class Scale(Strict):
+    """Data-parallel training on Ray Train: the same trainer in `workers` processes (DDP)."""
+
+    workers: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field(
+        1, description="Training processes; 1 trains in this process without Ray; auto: one per GPU of this machine")
+    gpus_per_worker: Optional[float] = Field(None, ge=0, description="GPUs per worker; default 1 when the "
+                                                                     "trainer's device is a GPU, else 0")
+    ray_address: Optional[str] = Field(None, description="An existing Ray cluster (auto or ray://host:10001); "
+                                                         "default: a local cluster started for the run")
+    batch: Literal["global", "per_worker"] = Field(
+        "global", description="global: trainer.batch_size is split across workers (same optimisation as one "
+                              "process); per_worker: each worker takes trainer.batch_size rows per step")
+    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
+        "none", description="With batch: per_worker, multiply the learning rate by workers (linear) or its root")
+    max_failures: int = Field(2, ge=0, description="Times Ray restarts the workers after one dies, from the last "
+                                                   "checkpoint")
+
+
 # --- the task ---------------------------------------------------------------------------------
 
 
@@ -251,6 +294,8 @@ class Task(Strict):
     outputs: list[Output] = Field(min_length=1)
     model: ModelSpec = ModelSpec()
     trainer: Trainer = Trainer()
+    tracking: Tracking = Tracking()
+    scale: Scale = Scale()
 
     def encoder_for(self, name: str):
         """The encoder config of an input: the task's, or the default for its type."""
@@ -330,7 +375,7 @@ def _read_yaml(path: Path) -> dict:
 
 def _resolve_paths(task: Task, base: Path) -> Task:
     source = task.data.source
-    if source.startswith("builtin:") or Path(source).is_absolute():
+    if not isinstance(source, str) or source.startswith("builtin:") or Path(source).is_absolute():
         return task
     data = task.data.model_copy(update={"source": str((base / source).resolve())})
     return task.model_copy(update={"data": data})

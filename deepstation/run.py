@@ -132,8 +132,11 @@ class RunFolder:
 
 
 def train(task, *, epochs: int | None = None, device: str | None = None, runs_dir=None, resume=None,
-          progress=None) -> "Run":
-    """Train a task (YAML path, dict or Task) into a new run folder, or resume a run folder; return the Run."""
+          progress=None, track: bool | None = None, workers=None, gpus_per_worker: float | None = None,
+          ray_address: str | None = None) -> "Run":
+    """Train a task (YAML path, dict or Task) into a new run folder, or resume a run folder; return the Run.
+    `track=False` records nothing in the tracking store; `workers` (an int or "auto") trains data-parallel on
+    Ray; each keyword overrides the task's own setting."""
     import torch
 
     from deepstation.data.prepare import prepare
@@ -152,7 +155,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         task = load_task(folder.config)
     else:
         task = task if isinstance(task, Task) else load_task(task)
-    task = _overrides(task, epochs, device)
+    task = _overrides(task, epochs, device, track=track,
+                      scale={"workers": workers, "gpus_per_worker": gpus_per_worker, "ray_address": ray_address})
     cfg = task.trainer
     plan = devices.plan(cfg.device, cfg.precision)  # before the data: a wrong device fails fast
     _check_monitor(task)
@@ -178,8 +182,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     began = time.perf_counter()
     try:
-        outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, cfg, plan, folder,
-                      progress or Silent(), resume=state)
+        outcome = _fit(task, model, data, plan, folder, progress or Silent(), state)
     except TrainingError as err:
         folder.write_info(status="failed", ended=_now(), reason=str(err))
         raise
@@ -209,6 +212,14 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     run = Run(folder, task, model, data.codecs, data.targets, plan, summary)
     run.data = data  # the prepared split, for baselines and reports run right after training
     return run
+
+
+def _fit(task: Task, model, data, plan, store, progress, state):
+    """The training itself: in this process, or (scale.workers > 1) on Ray Train around the same loop."""
+    from deepstation.training.loop import fit
+
+    return fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, store, progress,
+               resume=state)
 
 
 def backtest(task, table, plan, last_fold: dict) -> dict:
@@ -382,8 +393,13 @@ def seed(value: int) -> None:
     torch.manual_seed(value)
 
 
-def _overrides(task: Task, epochs, device) -> Task:
-    trainer = {}
+def _overrides(task: Task, epochs, device, track=None, scale=None) -> Task:
+    trainer, sections = {}, {}
+    if track is not None:
+        sections["tracking"] = {"enabled": bool(track)}
+    scale = {k: v for k, v in (scale or {}).items() if v is not None}
+    if scale:
+        sections["scale"] = scale
     if epochs is not None:
         trainer["epochs"] = int(epochs)
     if device is not None:
@@ -393,10 +409,12 @@ def _overrides(task: Task, epochs, device) -> Task:
         if not cap.isdigit() or int(cap) < 1:
             raise DeepstationError(f"{MAX_EPOCHS_ENV}={cap!r}: expected a positive whole number of epochs")
         trainer["epochs"] = min(int(cap), trainer.get("epochs", task.trainer.epochs))
-    if not trainer:
+    if not trainer and not sections:
         return task
     merged = task.model_dump()
     merged["trainer"].update(trainer)
+    for key, values in sections.items():
+        merged[key].update(values)
     return load_task(merged)
 
 

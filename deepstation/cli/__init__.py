@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-VERBS = ["train", "compare", "evaluate", "predict", "demo", "schema"]
+VERBS = ["train", "compare", "evaluate", "predict", "demo", "schema", "doctor", "env", "lab", "runs", "ui", "register",
+         "usage"]
 
 EPILOG = """examples:
   deepstation train examples/digits.yaml            train and test a CNN on scikit-learn's digits
@@ -67,3 +68,5 @@ def training_options(p) -> None:
     p.add_argument("--runs-dir", metavar="DIR", help="where run folders go (default: $DEEPSTATION_RUNS_DIR or runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    p.add_argument("--no-track", dest="track", action="store_false", default=None,
+                   help="do not record the run in the tracking store (tracking.enabled: false)")

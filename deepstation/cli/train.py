@@ -10,7 +10,23 @@ def add_parser(sub, common):
     p.add_argument("task", nargs="?", help="the task YAML")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an unfinished run from its last checkpoint")
     training_options(p)
+    scale = p.add_argument_group("scale (Ray Train; see docs/cluster.md)")
+    scale.add_argument("--workers", type=_workers, metavar="N", help="data-parallel training processes, or auto "
+                       "for one per GPU (scale.workers)")
+    scale.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (scale.gpus_per_worker)")
+    scale.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (scale.ray_address); default: "
+                       "a local one for the run")
     p.set_defaults(run=run)
+
+
+def _workers(value: str):
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or auto, got {value!r}")
+    return int(value)
 
 
 def run(args) -> int:
@@ -24,7 +40,8 @@ def run(args) -> int:
     out = render.console(args.json)
     progress = Silent() if args.quiet else Bar(out)
     result = train(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir, resume=args.resume,
-                   progress=progress)
+                   progress=progress, track=args.track, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                   ray_address=args.ray_address)
     s = result.summary
     for warning in warnings(s):
         out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)

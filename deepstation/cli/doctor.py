@@ -1,0 +1,15 @@
+"""deepstation doctor (being built)"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "doctor", "(being built)", "deepstation doctor")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.errors import DeepstationError
+
+    raise DeepstationError("doctor: not built yet")

@@ -1,0 +1,15 @@
+"""deepstation lab (being built)"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "lab", "(being built)", "deepstation lab")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.errors import DeepstationError
+
+    raise DeepstationError("lab: not built yet")

@@ -1,0 +1,15 @@
+"""deepstation runs (being built)"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "runs", "(being built)", "deepstation runs")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.errors import DeepstationError
+
+    raise DeepstationError("runs: not built yet")

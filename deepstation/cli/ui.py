@@ -1,0 +1,15 @@
+"""deepstation ui (being built)"""
+from __future__ import annotations
+
+from deepstation.cli import verb_parser
+
+
+def add_parser(sub, common):
+    p = verb_parser(sub, common, "ui", "(being built)", "deepstation ui")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from deepstation.errors import DeepstationError
+
+    raise DeepstationError("ui: not built yet")
