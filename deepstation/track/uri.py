@@ -1,0 +1,26 @@
+"""Which tracking store is in use, and how to show its URI without the password."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+URI_ENV = "DEEPSTATION_TRACKING_URI"
+DEFAULT_FILE = "mlflow.db"  # MLflow's own default name: `mlflow ui` run in the same folder finds the runs
+
+
+def tracking_uri(configured: str | None = None) -> str:
+    """The task's tracking.uri, else $DEEPSTATION_TRACKING_URI, else a SQLite file in the working folder."""
+    uri = configured or os.environ.get(URI_ENV)
+    if uri:
+        return uri
+    return f"sqlite:///{Path.cwd().resolve() / DEFAULT_FILE}"
+
+
+def masked(uri: str) -> str:
+    """The URI with any password replaced by ***, for messages and logs."""
+    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", str(uri))
+
+
+def is_sql(uri: str) -> bool:
+    return str(uri).split(":", 1)[0].split("+", 1)[0] in ("sqlite", "postgresql", "mysql", "mssql")
