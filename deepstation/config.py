@@ -375,9 +375,21 @@ def _read_yaml(path: Path) -> dict:
 
 def _resolve_paths(task: Task, base: Path) -> Task:
     source = task.data.source
-    if not isinstance(source, str) or source.startswith("builtin:") or Path(source).is_absolute():
+    if isinstance(source, SqlSource):
+        # sqlite:///data.db names a file relative to the task file, like a CSV path; sqlite:////abs/data.db,
+        # :memory:, file: URIs, a leading $VARIABLE and other databases stay as written
+        match = re.fullmatch(r"(sqlite(?:\+\w+)?:///)([^?]*)(\?.*)?", source.sql.url, flags=re.DOTALL)
+        path = match.group(2) if match else ""
+        if not path or path.startswith(("/", "$", ":memory:", "file:")) or Path(path).is_absolute():
+            return task
+        url = match.group(1) + str((base / path).resolve()) + (match.group(3) or "")
+        sql = source.sql.model_copy(update={"url": url})
+        new = source.model_copy(update={"sql": sql})
+    elif source.startswith("builtin:") or Path(source).is_absolute():
         return task
-    data = task.data.model_copy(update={"source": str((base / source).resolve())})
+    else:
+        new = str((base / source).resolve())
+    data = task.data.model_copy(update={"source": new})
     return task.model_copy(update={"data": data})
 
 

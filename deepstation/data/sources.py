@@ -1,4 +1,5 @@
-"""Where rows come from: a CSV or Parquet file, a folder of images with an index CSV, or builtin:NAME."""
+"""Where rows come from: a CSV or Parquet file, a folder of images with an index CSV, builtin:NAME, or a SQL
+database (deepstation.data.sql)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,13 @@ class Table:
     base_dir: Path
 
 
-def read_source(source: str, index: str = "index.csv", options: dict | None = None) -> Table:
-    if source.startswith("builtin:"):
+def read_source(source, index: str = "index.csv", options: dict | None = None) -> Table:
+    """The rows of `data.source`: a path (str), builtin:NAME, or a SqlSource (deepstation.data.sql)."""
+    if not isinstance(source, str):
+        from deepstation.data.sql import read_sql
+
+        table = read_sql(source.sql)
+    elif source.startswith("builtin:"):
         table = _builtin(source.split(":", 1)[1], options or {})
     else:
         table = _read_path(Path(source), index)
@@ -38,6 +44,16 @@ def read_source(source: str, index: str = "index.csv", options: dict | None = No
         raise DeepstationError(f"{table.origin}: the data set has no rows; point data.source at a file with data")
     table.frame = table.frame.reset_index(drop=True)
     return table
+
+
+def describe_source(source) -> str:
+    """`data.source` as one line for people and JSON: the path or builtin:NAME, or a SQL source with its URL's
+    password masked."""
+    if isinstance(source, str):
+        return source
+    from deepstation.data.sql import describe
+
+    return describe(source)
 
 
 def _builtin(name: str, options: dict) -> Table:
