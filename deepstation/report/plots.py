@@ -8,21 +8,17 @@ import numpy as np
 
 
 def _figure(width=6.0, height=3.2, rows=1, cols=1):
-    import matplotlib
+    # a Figure of its own, outside pyplot: no display needed, and the backend a notebook uses stays as it is
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(rows, cols, figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100)
+    return fig, fig.subplots(rows, cols)
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
