@@ -30,7 +30,7 @@ def train_once(task, runs_dir: Path) -> tuple[dict, float]:
     import deepstation
     from deepstation import run as run_module
 
-    kwargs = {"runs_dir": runs_dir}
+    kwargs = {"runs_dir": runs_dir, "track": False}  # the figures measure training, not the tracking store
     if "quiet" in inspect.signature(run_module.train).parameters:
         kwargs["quiet"] = True  # progress stays silent either way: no progress object is passed
     began = time.perf_counter()

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as runs:
         for task in tasks:
             out = subprocess.run([sys.executable, "-m", "deepstation", "compare", task, "--json", "--quiet",
-                                  "--runs-dir", runs], cwd=ROOT, capture_output=True, text=True)
+                                  "--no-track", "--runs-dir", runs], cwd=ROOT, capture_output=True, text=True)
             if out.returncode != 0:
                 rows.append(f"| `{task}` | failed: {out.stderr.strip().splitlines()[-1][:120]} | | | | | |")
                 continue

@@ -24,7 +24,7 @@ def train(task, **overrides):
 
 
 def load(run_dir):
-    """Load a finished run folder for predict() and evaluate()."""
+    """Load a finished run folder, or a registered model (models:/NAME/VERSION), for predict() and evaluate()."""
     from deepstation.run import Run
 
     return Run.load(run_dir)

@@ -9,14 +9,14 @@ import numpy as np
 from deepstation import files
 
 
-def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> dict:
+def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, track=None) -> dict:
     """Train the deep model (a run folder as `train` makes), fit the baseline, write report.html and
     compare.json into the run folder. Returns {"task", "split", "deep", "baseline", "report"}."""
     from deepstation.baselines.run import run_baseline
     from deepstation.report.html import write_report
     from deepstation.run import train
 
-    run = train(task, epochs=epochs, device=device, runs_dir=runs_dir, progress=progress)
+    run = train(task, epochs=epochs, device=device, runs_dir=runs_dir, progress=progress, track=track)
     data = run.data
     split = "test" if len(data.parts["test"]) else "valid"
     deep_pred, deep_ms = _deep_predictions(run, data.parts[split])
@@ -37,7 +37,20 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None) -> 
         result["reference"] = {k: v for k, v in reference.items() if k != "prediction"}
     write_report(run, result, data, split, deep_pred, base_pred, reference)
     files.write_json(run.dir / "compare.json", result)
+    _track(run, result)
     return result
+
+
+def _track(run, result: dict) -> None:
+    """The baseline's scores (baseline.test.*, reference.test.*) and report.html go to the deep run's own MLflow
+    run: one run per comparison, so `deepstation runs list` shows both models' scores on one row."""
+    from deepstation.track.tracker import log_extra
+
+    metrics = {}
+    for name in ("baseline", "reference"):
+        for split, values in ((result.get(name) or {}).get("metrics") or {}).items():
+            metrics.update({f"{name}.{split}.{k}": v for k, v in values.items() if isinstance(v, (int, float))})
+    log_extra(run.dir, metrics, [result["report"], run.dir / "compare.json"])
 
 
 def _deep_predictions(run, part):

@@ -160,6 +160,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     cfg = task.trainer
     plan = devices.plan(cfg.device, cfg.precision)  # before the data: a wrong device fails fast
     _check_monitor(task)
+    tracker = _tracker(task)  # the tracking store reachable, or a clear error, before any data is read
 
     table = read_source(task.data.source, task.data.index, task.data.options)
     data = prepare(task, table)
@@ -182,15 +183,21 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     began = time.perf_counter()
     try:
-        outcome = _fit(task, model, data, plan, folder, progress or Silent(), state)
+        if tracker is not None:  # the MLflow run: created (or reopened on resume), params, tags, environment
+            tracker.start(folder, str(plan.device), resume=resume is not None)
+        store = tracker.wrap(folder) if tracker is not None else folder  # each epoch's line goes on to the store
+        outcome = _fit(task, model, data, plan, store, progress or Silent(), state)
     except TrainingError as err:
         folder.write_info(status="failed", ended=_now(), reason=str(err))
+        _finish(tracker, "FAILED")
         raise
     except KeyboardInterrupt:
         folder.write_info(status="interrupted", ended=_now())
+        _finish(tracker, "KILLED")
         raise
     except BaseException as err:
         folder.write_info(status="failed", ended=_now(), reason=f"{type(err).__name__}: {err}")
+        _finish(tracker, "FAILED")
         raise
     if outcome.best_state is not None:
         model.load_state_dict(outcome.best_state)
@@ -202,6 +209,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         "monitor": f"{'valid' if len(data.parts['valid']) else 'train'}.{cfg.monitor}", "metrics": metrics,
         "device": str(plan.device), "precision": plan.precision, "parameters": parameter_count(model),
         "seconds": round(time.perf_counter() - began, 3), "torch": torch.__version__,
+        "tracking_run_id": tracker.run_id if tracker is not None else None,
+        "scale": outcome.scale,  # workers, global and per-worker batch, learning rate, restarts (deepstation.scale)
         "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
                  "unseen_labels": data.unseen},
     })
@@ -209,17 +218,43 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         summary["backtest"] = _finite(backtest(task, table, plan, summary["metrics"].get("test", {})))
     files.write_json(folder.summary, summary)
     folder.write_info(status="completed", ended=_now())
+    _finish(tracker, "FINISHED")  # final metrics, usage, artifacts (model/ for `deepstation register`)
     run = Run(folder, task, model, data.codecs, data.targets, plan, summary)
     run.data = data  # the prepared split, for baselines and reports run right after training
     return run
 
 
+def _tracker(task: Task):
+    """The run's link to the tracking store (MLflow), or None with tracking.enabled false."""
+    if not task.tracking.enabled:
+        return None
+    from deepstation.track.tracker import Tracker
+
+    return Tracker.connect(task)
+
+
+def _finish(tracker, status: str) -> None:
+    if tracker is not None:
+        tracker.finish(status)
+
+
 def _fit(task: Task, model, data, plan, store, progress, state):
-    """The training itself: in this process, or (scale.workers > 1) on Ray Train around the same loop."""
+    """The training itself: in this process, or (scale.workers > 1, or a Ray address) in Ray Train workers around
+    the same loop (deepstation.scale.ray). The outcome says how in `scale`: workers, batch, learning rate."""
+    import torch
+
+    from deepstation import scale
     from deepstation.training.loop import fit
 
-    return fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, store, progress,
-               resume=state)
+    layout = scale.layout(task, plan.device.type, torch.cuda.device_count())
+    if layout.distributed:
+        from deepstation.scale import ray as on_ray
+
+        return on_ray.fit(task, model, data, plan, store, progress, layout)
+    outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, store, progress,
+                  resume=state)
+    outcome.scale = layout.summary()
+    return outcome
 
 
 def backtest(task, table, plan, last_fold: dict) -> dict:
@@ -304,6 +339,10 @@ class Run:
         from deepstation.models.assemble import build_model
         from deepstation.training import checkpoint, device as devices
 
+        if str(path).startswith("models:/"):  # a registered model: its run files, downloaded once into a cache
+            from deepstation.track.registry import resolve
+
+            path = resolve(str(path))
         folder = RunFolder.open(path)
         if not folder.summary.exists():
             raise DeepstationError(f"{folder.path}: the run is incomplete (status: {folder.status()}); resume it with "

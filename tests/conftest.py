@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pgserver import postgres_db, postgres_server, postgres_url  # noqa: F401  (a real PostgreSQL for the tests that need one)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +21,21 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPSTATION_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("DEEPSTATION_MAX_EPOCHS", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _tracking_db(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tracking") / "mlflow.db"
+
+
+@pytest.fixture(autouse=True)
+def _tracking(_tracking_db, tmp_path, monkeypatch):
+    """Tracking stays on, into one SQLite file per test session (a new MLflow database costs ~2 s of
+    migrations; tests that count runs make their own); model cache and rates file in the temp dir."""
+    monkeypatch.setenv("DEEPSTATION_TRACKING_URI", f"sqlite:///{_tracking_db}")
+    monkeypatch.setenv("DEEPSTATION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DEEPSTATION_RATES", str(tmp_path / "rates.yaml"))
+    monkeypatch.delenv("DEEPSTATION_ARTIFACT_ROOT", raising=False)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def run(args) -> int:
 
     out = render.console(args.json)
     result = compare(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir,
-                     progress=Silent() if args.quiet else Bar(out))
+                     progress=Silent() if args.quiet else Bar(out), track=args.track)
     if not args.quiet:
         out.print(comparison_table(result))
         out.print(f"report: {result['report']}", soft_wrap=True)

@@ -11,21 +11,32 @@ def add_parser(sub, common):
     p.add_argument("--data", metavar="SOURCE", help="score every row of this file or folder instead")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line of stdout")
+    p.add_argument("--no-track", dest="track", action="store_false",
+                   help="do not record the evaluation in the tracking store")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    import time
+
     from deepstation.cli import render
     from deepstation.cli.train import unseen_warnings
+    from deepstation.data.sources import describe_source
     from deepstation.run import Run
+    from deepstation.track.tracker import log_evaluation, open_store
 
     r = Run.load(args.run_dir, device=args.device)
+    store = open_store(r.task, enabled=args.track)  # reachable, or a clear error, before evaluating
+    began = time.monotonic()
     metrics = r.evaluate(args.data)
+    source = args.data or describe_source(r.task.data.source)
+    tracking_id = log_evaluation(store, r, metrics, source, time.monotonic() - began) if store else None
     out = render.console(args.json)
     for warning in unseen_warnings(r.unseen_labels):
         out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     out.print(render.metrics_table(metrics, f"{r.id}" + (f" on {args.data}" if args.data else "")))
     if args.json:
-        render.print_json({"run": r.id, "run_dir": str(r.dir.resolve()), "data": args.data or r.task.data.source,
-                           "metrics": metrics, "unseen_labels": r.unseen_labels})
+        render.print_json({"run": r.id, "run_dir": str(r.dir.resolve()),
+                           "data": args.data or describe_source(r.task.data.source),
+                           "metrics": metrics, "unseen_labels": r.unseen_labels, "tracking_run_id": tracking_id})
     return 0

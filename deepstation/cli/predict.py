@@ -1,4 +1,4 @@
-"""deepstation predict RUN_DIR INPUT [-o out.csv]"""
+"""deepstation predict RUN_DIR|models:/NAME/VERSION INPUT [-o out.csv]"""
 from __future__ import annotations
 
 from deepstation.cli import verb_parser
@@ -6,9 +6,12 @@ from deepstation.cli import verb_parser
 
 def add_parser(sub, common):
     p = verb_parser(sub, common, "predict",
-                    "Predict with a finished run: INPUT is a CSV/Parquet file, an image, or a folder of images.",
-                    "deepstation predict runs/digits-cnn-20261127-101500 scans/ -o predictions.csv")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+                    "Predict with a finished run or a registered model: INPUT is a CSV/Parquet file, an image, or a "
+                    "folder of images.",
+                    "deepstation predict runs/digits-cnn-20261127-101500 scans/ -o predictions.csv\n"
+                    "  deepstation predict models:/digits/latest scans/ -o predictions.csv")
+    p.add_argument("run_dir", metavar="RUN", help="a run folder, or models:/NAME/VERSION (or models:/NAME/latest) "
+                   "from `deepstation register`, downloaded once into ~/.cache/deepstation (or $DEEPSTATION_CACHE)")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="FILE", help="write .csv or .parquet (default: CSV on stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
