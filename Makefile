@@ -56,6 +56,8 @@ bench: setup
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_accuracy.py
 	$(PY) benchmarks/bench_tasks.py
+	$(PY) benchmarks/bench_doctor.py
+	$(PY) benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
