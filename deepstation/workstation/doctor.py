@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from deepstation.errors import DeepstationError, did_you_mean
+from deepstation.workstation import procs
 from deepstation.workstation.checks import Check, Context, fail, first_line, load_all, skip
 
 
@@ -138,23 +139,8 @@ def _last_json(stdout: str):
 
 
 def session_members(sid: int) -> list[int]:
-    """Live processes in session `sid` (Linux /proc); empty where there is no /proc."""
-    found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, session, ...
-        if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
-            found.append(int(entry))
-    return found
+    """Live processes in session `sid`; empty where there is no /proc."""
+    return [p.pid for p in procs.live() if p.session == sid]
 
 
 def kill_session(sid: int) -> int:

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from deepstation.workstation import procs
 from deepstation.workstation.checks import Context, check, fail, ok, skip
 
 FIX = "reinstall Ray (`make setup`, or pip install 'deepstation[cluster]'); run with RAY_LOG_TO_STDERR=1 to see why"
@@ -78,28 +79,16 @@ def _run(temp: str, ctx: Context) -> dict:
 
 
 def descendants(pid: int | None = None) -> dict[int, str]:
-    """pid -> name of every live process below `pid` (default: this one), from /proc."""
-    root = pid or os.getpid()
-    parents: dict[int, list[int]] = {}
-    names: dict[int, str] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path("/proc", entry, "stat").read_text()
-        except OSError:
-            continue
-        head, rest = stat.rsplit(")", 1)
-        fields = rest.split()
-        if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(entry))
-        names[int(entry)] = head.split("(", 1)[1]
-    found, todo = {}, [root]
+    """pid -> name of every live process below `pid` (default: this one)."""
+    table = procs.live()
+    children: dict[int, list[procs.Proc]] = {}
+    for p in table:
+        children.setdefault(p.ppid, []).append(p)
+    found, todo = {}, [pid or os.getpid()]
     while todo:
-        for child in parents.get(todo.pop(), []):
-            found[child] = names[child]
-            todo.append(child)
+        for child in children.get(todo.pop(), []):
+            found[child.pid] = child.name
+            todo.append(child.pid)
     return found
 
 
@@ -115,13 +104,9 @@ def wait_gone(pids, timeout: float) -> list[tuple[int, str]]:
 
 def _alive(pids):
     for pid in pids:
-        try:
-            stat = Path("/proc", str(pid), "stat").read_text()
-        except OSError:
-            continue
-        head, rest = stat.rsplit(")", 1)
-        if rest.split()[0] not in ("Z", "X"):
-            yield pid, head.split("(", 1)[1]
+        p = procs.read(pid)
+        if p is not None:
+            yield pid, p.name
 
 
 def _kill(pid: int) -> None:
