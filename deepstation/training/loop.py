@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from deepstation.errors import TrainingError
+from deepstation.scale.sync import ALONE
 from deepstation.training.evaluate import evaluate
 from deepstation.training.metrics import improved
 from deepstation.training.schedule import learning_rate
@@ -26,6 +27,7 @@ class Outcome:
     best: float        # the monitored metric at the best epoch
     stopped: str       # completed | early_stop | time_budget
     best_state: dict   # the best epoch's weights, on the CPU
+    scale: dict | None = None  # how many workers trained, with which batch and learning rate (summary.json)
 
 
 def make_optimizer(model, cfg) -> torch.optim.Optimizer:
@@ -37,16 +39,18 @@ def make_optimizer(model, cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 
-def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | None = None) -> Outcome:
+def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | None = None, dist=ALONE) -> Outcome:
     """Train `model` on the `train` part, validating on `valid` (may be empty) after every epoch.
 
     store: append_metrics(record), save_checkpoint(state), save_best(weights), load_best(), flush().
     progress: start(total, done, monitor), epoch(record), close().
     resume: a checkpoint from store.save_checkpoint; training continues exactly where it stopped.
+    dist: one of several data-parallel processes (deepstation.scale.sync.Group): DDP, this rank's shard of the
+    rows, rank 0's validation shared, so every rank takes the same decisions; ALONE does nothing.
     """
     device = plan.device
     model.to(device)
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = torch.compile(dist.wrap(model)) if cfg.compile else dist.wrap(model)
     optimizer = make_optimizer(model, cfg)
     scaler = plan.grad_scaler()
     shuffle = torch.Generator().manual_seed(cfg.seed)  # on the CPU: the same order on every device
@@ -54,7 +58,7 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
     x_train, y_train = to_device(train.features, device), to_device(train.targets, device)
     valid_dev = type(valid)(to_device(valid.features, device), to_device(valid.targets, device), valid.rows)
     n, bs = len(train), cfg.batch_size
-    steps = math.ceil(n / bs)
+    steps = math.ceil(dist.rows(n) / bs)  # this process's rows: all of them, or its shard
     split = "valid" if len(valid) else "train"  # with no validation rows, the training loss picks the best epoch
 
     first, best, best_epoch, stale, best_state = 1, None, 0, 0, None
@@ -79,7 +83,7 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
         for epoch in range(first, cfg.epochs + 1):
             model.train()
             started = time.perf_counter()
-            order = torch.randperm(n, generator=shuffle).to(device)
+            order = dist.shard(torch.randperm(n, generator=shuffle)).to(device)
             losses = []
             for step in range(steps):
                 if cfg.schedule != "constant":
@@ -98,7 +102,7 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(loss.detach())
-            losses = torch.stack(losses).float().cpu()  # note: the epoch's one CPU-GPU sync point
+            losses = dist.mean(torch.stack(losses).float()).cpu()  # note: the epoch's one CPU-GPU sync point
             if not torch.isfinite(losses).all():
                 bad = int(torch.nonzero(~torch.isfinite(losses))[0])
                 raise TrainingError(
@@ -110,7 +114,7 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
             record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
                       "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
             if len(valid):
-                record["valid"] = evaluate(model, valid_dev, plan, cfg.eval_batch_size, codecs)
+                record["valid"] = dist.rank0(evaluate, model, valid_dev, plan, cfg.eval_batch_size, codecs)
             value = record[split][cfg.monitor]
             if improved(cfg.monitor, value, best):
                 best, best_epoch, stale = value, epoch, 0
@@ -131,7 +135,7 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
             if cfg.patience and stale >= cfg.patience:
                 stopped = "early_stop"
                 break
-            if cfg.max_minutes and time.perf_counter() - began >= cfg.max_minutes * 60:
+            if cfg.max_minutes and dist.any(time.perf_counter() - began >= cfg.max_minutes * 60):
                 stopped = "time_budget"
                 break
     finally:
