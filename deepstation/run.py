@@ -160,6 +160,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     cfg = task.trainer
     plan = devices.plan(cfg.device, cfg.precision)  # before the data: a wrong device fails fast
     _check_monitor(task)
+    _check_scale(task, plan)  # Ray missing for --workers N: one line before any folder or data
     tracker = _tracker(task)  # the tracking store reachable, or a clear error, before any data is read
 
     table = read_source(task.data.source, task.data.index, task.data.options)
@@ -222,6 +223,17 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     run = Run(folder, task, model, data.codecs, data.targets, plan, summary)
     run.data = data  # the prepared split, for baselines and reports run right after training
     return run
+
+
+def _check_scale(task: Task, plan) -> None:
+    import torch
+
+    from deepstation import scale
+
+    if scale.layout(task, plan.device.type, torch.cuda.device_count()).distributed:
+        from deepstation.scale.ray import require
+
+        require()
 
 
 def _tracker(task: Task):

@@ -47,7 +47,7 @@ def run(args) -> int:
         out.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     if not args.quiet:
         out.print(f"{s['task']}: best epoch {s['best_epoch']} of {s['epochs']} ({s['stopped']}) by {s['monitor']}, "
-                  f"{s['parameters']:,} parameters, {s['device']} {s['precision']}, {s['seconds']:.1f} s",
+                  f"{s['parameters']:,} parameters, {_where(s)} {s['precision']}, {s['seconds']:.1f} s",
                   soft_wrap=True)
         out.print(render.metrics_table(s["metrics"], None))
         if "backtest" in s:
@@ -60,11 +60,21 @@ def run(args) -> int:
     return 0
 
 
+def _where(summary: dict) -> str:
+    scale = summary.get("scale") or {}
+    if scale.get("workers", 1) > 1:
+        return (f"{scale['workers']} Ray workers on {scale.get('worker_device') or summary['device']} "
+                f"(global batch {scale['global_batch']})")
+    return summary["device"]
+
+
 def warnings(summary: dict) -> list[str]:
     data = summary.get("data", {})
     found = []
     if data.get("skipped"):
         found.append(f"{data['skipped']} sample(s) could not be decoded and were skipped (data.on_bad_sample: skip)")
+    if (summary.get("scale") or {}).get("note"):
+        found.append(summary["scale"]["note"])
     return found + unseen_warnings(data.get("unseen_labels", {}))
 
 
