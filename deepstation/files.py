@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of one), and where run folders go."""
 from __future__ import annotations
 
 import json
@@ -40,3 +40,11 @@ def _plain(value):
     if hasattr(value, "item"):
         return value.item()
     return str(value)
+
+
+RUNS_DIR_ENV = "DEEPSTATION_RUNS_DIR"
+
+
+def runs_dir(given=None) -> Path:
+    """Where run folders go: `given` (--runs-dir), else $DEEPSTATION_RUNS_DIR, else ./runs."""
+    return Path(given or os.environ.get(RUNS_DIR_ENV) or "runs")

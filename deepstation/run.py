@@ -23,7 +23,7 @@ from deepstation import files
 from deepstation.config import Task, load_task
 from deepstation.errors import DeepstationError, TrainingError, did_you_mean
 
-RUNS_DIR_ENV = "DEEPSTATION_RUNS_DIR"
+from deepstation.files import RUNS_DIR_ENV  # noqa: F401  (the name users and tests know it by)
 MAX_EPOCHS_ENV = "DEEPSTATION_MAX_EPOCHS"
 
 
@@ -176,7 +176,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         folder.keep_metrics_through(int(state["epoch"]))
     else:
         if resume is None:
-            folder = RunFolder.create(runs_dir or os.environ.get(RUNS_DIR_ENV, "runs"), task.name)
+            folder = RunFolder.create(files.runs_dir(runs_dir), task.name)
         folder.keep_metrics_through(0)
     _write_task(folder, task, data)
     folder.write_info(id=folder.path.name, name=task.name, status="running", pid=os.getpid(),
@@ -285,7 +285,7 @@ def backtest(task, table, plan, last_fold: dict) -> dict:
         seed(task.trainer.seed)
         model = build_model(task, data.codecs, data.targets)
         outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan,
-                      _Memory(), Silent())
+                      MemoryStore(), Silent())
         model.load_state_dict(outcome.best_state)
         folds.append(evaluate(model, _on(data.parts["test"], plan.device), plan, task.trainer.eval_batch_size,
                               data.targets))
@@ -305,13 +305,16 @@ def _check_backtest(task, table) -> None:
                                f"{(k - 1) * horizon} points before the end; lower it)") from err
 
 
-class _Memory:
-    """A store that keeps nothing but the best weights: for backtest folds, which leave no run folder."""
+class MemoryStore:
+    """A store in memory (epoch records and the best weights, no checkpoints): for backtest folds, which leave no
+    run folder, and for tests of the loop."""
 
     def __init__(self):
-        self.best = None
+        self.records, self.best = [], None
 
-    def append_metrics(self, record): ...
+    def append_metrics(self, record):
+        self.records.append(record)
+
     def save_checkpoint(self, state): ...
     def flush(self): ...
 

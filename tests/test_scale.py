@@ -15,6 +15,7 @@ import deepstation
 from conftest import cli, last_json, table_task, user_error, write_task
 from deepstation import scale
 from deepstation.config import load_task
+from deepstation.run import MemoryStore
 
 RAY_PLACES = [Path("/tmp/ray"), Path.home() / ".ray", Path.home() / "ray_results"]
 
@@ -123,25 +124,6 @@ def test_sharding_makes_the_single_process_batches():
         assert sorted(together.tolist()) == sorted(padded[step * b * 2:(step + 1) * b * 2].tolist())
 
 
-class _Kept:
-    """A store that keeps the epoch records and the best weights in memory."""
-
-    def __init__(self):
-        self.records, self.best = [], None
-
-    def append_metrics(self, record):
-        self.records.append(record)
-
-    def save_checkpoint(self, state): ...
-    def flush(self): ...
-
-    def save_best(self, weights):
-        self.best = weights
-
-    def load_best(self):
-        return self.best
-
-
 def _rank(rank, world, init, job_file, out):
     import torch.distributed as dist
 
@@ -154,7 +136,7 @@ def _rank(rank, world, init, job_file, out):
     try:
         job = torch.load(job_file, weights_only=False)  # each process its own copy, as Ray workers have
         torch.set_rng_state(job["rng"])
-        kept = _Kept()
+        kept = MemoryStore()
         outcome = fit(job["model"], job["train"], job["valid"], job["targets"], job["cfg"], job["plan"], kept,
                       Silent(), dist=Group(torch.device("cpu")))
         torch.save({"records": kept.records, "outcome": (outcome.epochs, outcome.best_epoch, outcome.best, outcome.stopped),
@@ -182,7 +164,7 @@ def test_two_processes_train_the_same_trajectory_as_one(table_csv, tmp_path):
            "plan": plan, "rng": torch.get_rng_state(),
            "cfg": scale.layout(task, "cpu", 0).trainer(task.trainer)}
     torch.set_rng_state(job["rng"])
-    kept = _Kept()
+    kept = MemoryStore()
     one = fit(copy.deepcopy(model), data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, kept,
               Silent())
 

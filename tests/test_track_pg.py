@@ -9,7 +9,7 @@ import pytest
 import deepstation
 from conftest import cli, last_json, user_error, write_task
 from deepstation.run import RunFolder
-from test_track import client, concurrent_runs, steps, task_in
+from test_track import assert_every_epoch_arrived, client, concurrent_runs, steps, task_in
 
 
 @pytest.fixture
@@ -103,10 +103,5 @@ def test_postgresql_lost_mid_run_training_goes_on_and_the_metrics_follow(table_c
 
 
 def test_eight_runs_at_once_lose_no_metric_postgresql(postgres_url, tmp_path, capsys):
-    ids = concurrent_runs(postgres_url, "eight-pg", tmp_path)
-    c = client(postgres_url)
-    for run_id in ids:
-        assert c.get_run(run_id).info.status == "FINISHED"
-        for key in ("train.loss", "valid.loss", "valid.mae", "lr"):
-            assert steps(c, run_id, key) == list(range(1, 21))
+    assert_every_epoch_arrived(postgres_url, concurrent_runs(postgres_url, "eight-pg", tmp_path))
     assert "warning" not in capsys.readouterr().err

@@ -16,9 +16,11 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from deepstation.workstation.kernel import DISPLAY_NAME, KERNEL_NAME
+
 OUT = Path(__file__).resolve().parents[1] / "deepstation" / "notebooks"
 
-PYTHON = {"kernelspec": {"name": "deepstation", "display_name": "Python (deepstation)", "language": "python"},
+PYTHON = {"kernelspec": {"name": KERNEL_NAME, "display_name": DISPLAY_NAME, "language": "python"},
           "language_info": {"name": "python"}}
 R = {"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}, "language_info": {"name": "R"}}
 

@@ -29,6 +29,7 @@ def add_parser(sub, common):
 
 
 def run(args) -> int:
+    from deepstation import files
     from deepstation.cli import render
     from deepstation.errors import DeepstationError
     from deepstation.track import runs
@@ -38,13 +39,13 @@ def run(args) -> int:
                                "(`deepstation runs --help`)")
     store = runs.current_store()
     if args.action == "sync":
-        paths = args.dirs or runs.pending_folders(runs.runs_dir(), store)
+        paths = args.dirs or runs.pending_folders(files.runs_dir(), store)
         for line in runs.sync(paths) or ["nothing to sync"]:
             print(line)
         return 0
     out = render.console(args.json)
     if args.action == "list":
-        runs.sync(runs.pending_folders(runs.runs_dir(), store), quiet_running=True)
+        runs.sync(runs.pending_folders(files.runs_dir(), store), quiet_running=True)
         rows = runs.list_runs(store, limit=args.limit, experiment=args.experiment)
         if not out.is_terminal:  # a pipe or a file: whole rows, not 80 columns of ellipses
             from rich.console import Console

@@ -2,12 +2,12 @@
 hold metrics the store has not had, and close runs whose process died (SIGKILL, power cut)."""
 from __future__ import annotations
 
-import os
 import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from deepstation import files
 from deepstation.errors import DeepstationError
 from deepstation.track.store import Store, connect
 from deepstation.track.tracker import (CURSOR, STATUS_OF_FOLDER, _complete_lines, _folder_uri, _push_extra,
@@ -48,8 +48,6 @@ def sync_folder(path) -> str:
         cursor["status"] = STATUS_OF_FOLDER.get(status, "FAILED")
         if not cursor.get("usage"):  # the process died before measuring: its epochs' time is what is known
             import json
-
-            from deepstation import files
 
             seconds = sum(json.loads(ln).get("seconds", 0) for ln in _complete_lines(folder / "metrics.jsonl")
                           if ln.startswith("{"))
@@ -214,12 +212,6 @@ def compare(store: Store, a: str, b: str) -> dict:
     return {"runs": [left["tracking_id"], right["tracking_id"]], "names": [left["run"], right["run"]],
             "metrics": {k: [left["metrics"].get(k), right["metrics"].get(k)] for k in metrics},
             "params": {k: [left["params"].get(k), right["params"].get(k)] for k in params}}
-
-
-def runs_dir() -> Path:
-    from deepstation.run import RUNS_DIR_ENV
-
-    return Path(os.environ.get(RUNS_DIR_ENV, "runs"))
 
 
 def _iso(ms) -> str | None:

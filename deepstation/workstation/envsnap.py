@@ -23,6 +23,7 @@ FORMAT = 1
 
 def snapshot() -> dict:
     """This machine's environment as a JSON-ready dict."""
+    smi = nvidia_smi()  # one subprocess for the driver and the GPUs
     return {
         "kind": KIND,
         "format": FORMAT,
@@ -32,8 +33,8 @@ def snapshot() -> dict:
                    "executable": sys.executable},
         "packages": packages(),
         "torch": torch_build(),
-        "nvidia_driver": nvidia_smi().get("driver"),
-        "gpus": gpus(),
+        "nvidia_driver": smi.get("driver"),
+        "gpus": gpus(smi),
         "os": os_info(),
     }
 
@@ -93,9 +94,10 @@ def nvidia_smi() -> dict:
                      for r in rows]}
 
 
-def gpus() -> list[dict]:
-    """The GPUs by nvidia-smi, else by torch (which initialises CUDA), else none."""
-    found = nvidia_smi().get("gpus")
+def gpus(smi: dict | None = None) -> list[dict]:
+    """The GPUs by nvidia-smi (its answer `smi` when already asked), else by torch (which initialises CUDA), else
+    none."""
+    found = (nvidia_smi() if smi is None else smi).get("gpus")
     if found is not None:
         return found
     try:

@@ -7,10 +7,10 @@ it, and removing the environment removes it). Registering is idempotent: an up-t
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from deepstation import files
 from deepstation.errors import DeepstationError
 
 KERNEL_NAME = "deepstation"
@@ -49,9 +49,7 @@ def ensure_kernel(prefix=None) -> str:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _copy_logos(folder)
-        tmp = folder / f".kernel.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(spec, indent=1) + "\n")
-        os.replace(tmp, path)  # whole or not at all: Jupyter never reads half a spec
+        files.write_text(path, json.dumps(spec, indent=1) + "\n")  # whole or not at all: Jupyter never reads half
     except OSError as err:
         raise DeepstationError(f"could not register the Jupyter kernel in {folder}: {err.strerror or err}; "
                                f"use an environment you can write to (python -m venv .venv)") from err

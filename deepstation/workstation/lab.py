@@ -16,12 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+from deepstation import files
 from deepstation.errors import DeepstationError
+from deepstation.workstation.kernel import INSTALL
 
 HOST = "127.0.0.1"  # never another interface: reach it from elsewhere through an SSH tunnel
 START_TIMEOUT = 90.0  # seconds for the server to answer; a cold start on a slow disk takes a while
 STOP_TIMEOUT = 10.0  # seconds Jupyter gets to shut its kernels down before the group is killed
-INSTALL = "pip install 'deepstation[lab]'"
 
 
 class _Stop(Exception):
@@ -48,10 +49,8 @@ def copy_notebooks(folder) -> list[str]:
         target = folder / name
         if target.exists():
             continue
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
         try:
-            tmp.write_bytes(content)
-            os.replace(tmp, target)  # whole or not at all
+            files.write_bytes(target, content, sync=False)  # whole or not at all
         except OSError as err:
             raise DeepstationError(f"{folder}: cannot copy the notebooks into it ({err.strerror or err}); pass a "
                                    f"folder you can write to with --dir") from err
@@ -102,15 +101,16 @@ def check_port(port: int) -> int:
 # -- the server ------------------------------------------------------------------------------------------
 
 class Lab:
-    """A JupyterLab child process. `with Lab(folder, port) as lab:` starts it and waits until it answers;
-    leaving the block stops it and its process group."""
+    """A JupyterLab child process behind a fresh token: `start` waits until it answers, `stop` ends it and its
+    process group (`serve` always calls it)."""
 
-    def __init__(self, folder, port: int, token: str | None = None, log_level: str = "ERROR"):
+    LOG_LEVEL = "ERROR"  # the user sees our lines, not the 403s of the token check
+
+    def __init__(self, folder, port: int):
         import secrets
 
         self.folder, self.port = Path(folder), port
-        self.token = token or secrets.token_hex(24)
-        self.log_level = log_level
+        self.token = secrets.token_hex(24)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -126,8 +126,8 @@ class Lab:
 
         command = [sys.executable, "-m", "jupyterlab", "--no-browser",
                    f"--ServerApp.ip={HOST}", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-                   f"--ServerApp.root_dir={self.folder}", f"--ServerApp.log_level={self.log_level}",
-                   f"--LabApp.log_level={self.log_level}",
+                   f"--ServerApp.root_dir={self.folder}", f"--ServerApp.log_level={self.LOG_LEVEL}",
+                   f"--LabApp.log_level={self.LOG_LEVEL}",
                    f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # Jupyter refuses root by default; containers and fresh cloud machines often are root, and the
@@ -140,11 +140,7 @@ class Lab:
         env.pop("JUPYTER_TOKEN_FILE", None)
         # its own session and process group: a Ctrl-C in the terminal reaches us, and we stop the whole group
         self.proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self._wait_ready(timeout)  # on failure the caller's stop() ends the process
         return self
 
     def _wait_ready(self, timeout: float) -> None:
@@ -208,12 +204,6 @@ class Lab:
                 self.proc.wait()
         _signal_group(group, signal.SIGKILL)  # anything it left behind in its group
         return self.proc.returncode
-
-    def __enter__(self) -> "Lab":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _signal_group(group: int, sig) -> None:

@@ -18,7 +18,9 @@ def python_kernel_name() -> str:
     """The kernelspec named "deepstation" when registered, else "python3" (ipykernel in this environment)."""
     from jupyter_client.kernelspec import KernelSpecManager
 
-    return "deepstation" if "deepstation" in KernelSpecManager().find_kernel_specs() else "python3"
+    from deepstation.workstation.kernel import KERNEL_NAME
+
+    return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
 
 
 def _needs_jupyter(ctx: Context) -> dict | None:

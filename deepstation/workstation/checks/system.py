@@ -5,16 +5,16 @@ import os
 import shutil
 from pathlib import Path
 
+from deepstation import files
 from deepstation.workstation.checks import Context, check, fail, ok, warn
 
 MIN_DISK_GIB = 5.0     # below: a warning (checkpoints and tracking artifacts need room)
 MIN_MEMORY_GIB = 2.0   # available memory below: a warning
-RUNS_DIR_ENV = "DEEPSTATION_RUNS_DIR"  # as deepstation.run reads it (not imported: it pulls in the task schema)
 
 
 @check("disk", timeout=10, quick=10, fix="free some space, or point DEEPSTATION_RUNS_DIR at a larger disk")
 def disk(ctx: Context) -> dict:
-    places = {"working folder": Path.cwd(), "runs folder": Path(os.environ.get(RUNS_DIR_ENV) or "runs").absolute()}
+    places = {"working folder": Path.cwd(), "runs folder": files.runs_dir().absolute()}
     measured, low = {}, []
     for label, path in places.items():
         existing = _nearest_existing(path)
