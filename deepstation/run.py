@@ -144,7 +144,6 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     from deepstation.models.assemble import build_model, parameter_count
     from deepstation.training import checkpoint, device as devices
     from deepstation.training.evaluate import evaluate
-    from deepstation.training.loop import fit
     from deepstation.training.progress import Silent
 
     if resume is not None:
@@ -262,7 +261,9 @@ def _fit(task: Task, model, data, plan, store, progress, state):
     if layout.distributed:
         from deepstation.scale import ray as on_ray
 
-        return on_ray.fit(task, model, data, plan, store, progress, layout)
+        outcome = on_ray.fit(task, model, data, plan, store, progress, layout)
+        model.to(plan.device)  # it went to the workers from the CPU; the final test and predict run here
+        return outcome
     outcome = fit(model, data.parts["train"], data.parts["valid"], data.targets, task.trainer, plan, store, progress,
                   resume=state)
     outcome.scale = layout.summary()

@@ -55,8 +55,8 @@ def test_global_batch_splits_trainer_batch_across_workers(table_csv):
     lay = scale.layout(_task(table_csv, workers=4, batch="global", lr_scaling="linear"), "cpu", 0)
     assert lay.distributed
     assert (lay.per_worker_batch, lay.global_batch, lay.learning_rate) == (8, 32, 0.01)  # same step as 1 process
-    odd = scale.layout(_task(table_csv, workers=3), "cpu", 0)
-    assert (odd.per_worker_batch, odd.global_batch) == (11, 33)
+    odd = scale.layout(_task(table_csv, workers=3, lr_scaling="linear"), "cpu", 0)
+    assert (odd.per_worker_batch, odd.global_batch, odd.learning_rate) == (11, 33, 0.01)  # rounding moves no rate
 
 
 @pytest.mark.parametrize("rule, lr", [("none", 0.01), ("linear", 0.04), ("sqrt", 0.02)])
@@ -75,7 +75,8 @@ def test_auto_takes_every_gpu_of_the_machine(table_csv):
     assert half.workers == 4
 
 
-def test_auto_without_a_gpu_trains_in_this_process_and_says_so(table_csv):
+def test_auto_without_a_gpu_trains_in_this_process_and_says_so(table_csv, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)  # as on a machine without one
     run = deepstation.train(table_task(table_csv, epochs=1), workers="auto")
     s = run.summary["scale"]
     assert (s["workers"], s["gpus_per_worker"], s["ray"]) == (1, 0.0, False)

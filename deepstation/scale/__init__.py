@@ -66,6 +66,8 @@ def layout(task, device_type: str, gpus_here: float) -> Layout:
     global_batch = per_worker * workers
     growth = global_batch / cfg.batch_size  # ~1 with batch: global, `workers` with per_worker
     factor = {"none": 1.0, "linear": growth, "sqrt": math.sqrt(growth)}[scale.lr_scaling]
+    if scale.batch == "global":  # the rows per step are those of one process: the rate stays as written
+        factor = 1.0
     return Layout(workers=workers, gpus_per_worker=float(gpus), address=scale.ray_address, batch=scale.batch,
                   per_worker_batch=per_worker, global_batch=global_batch, learning_rate=cfg.learning_rate * factor,
                   lr_scaling=scale.lr_scaling, note=note)
