@@ -19,10 +19,10 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, tra
     run = train(task, epochs=epochs, device=device, runs_dir=runs_dir, progress=progress, track=track)
     data = run.data
     split = "test" if len(data.parts["test"]) else "valid"
-    deep_pred, deep_ms = _deep_predictions(run, data.parts[split])
+    deep_pred, deep_ms, band = _deep_predictions(run, data.parts[split])
     baseline = run_baseline(run.task, data)
     base_pred = baseline.pop("predictions") if baseline else None
-    reference = _reference(run.task, data, split)
+    references = _forecast_references(data, split) if data.forecast else _reference(run.task, data, split)
     result = {
         "task": run.task.name, "split": split,
         "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
@@ -33,9 +33,14 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, tra
         "baseline": baseline,
         "report": str((run.dir / "report.html").resolve()),
     }
-    if reference:
-        result["reference"] = {k: v for k, v in reference.items() if k != "prediction"}
-    write_report(run, result, data, split, deep_pred, base_pred, reference)
+    if references:
+        result["references"] = [{k: v for k, v in r.items() if k != "prediction"} for r in references]
+        # the best one by the task's headline metric, where a single classical figure is wanted (summaries)
+        result["reference"] = result["references"][_best_reference(result["references"], run.task)]
+    if data.forecast and split == "test":
+        _add_owa(result, split)
+    result["best"] = winners(result, split, run.task)
+    write_report(run, result, data, split, deep_pred, base_pred, references or [], band)
     files.write_json(run.dir / "compare.json", result)
     _track(run, result)
     return result
@@ -47,14 +52,19 @@ def _track(run, result: dict) -> None:
     from deepstation.track.tracker import log_extra
 
     metrics = {}
-    for name in ("baseline", "reference"):
-        for split, values in ((result.get(name) or {}).get("metrics") or {}).items():
+    found = [("baseline", result.get("baseline"))] + [(f"reference.{r['name']}", r)
+                                                      for r in result.get("references") or []]
+    for name, entry in found:
+        for split, values in ((entry or {}).get("metrics") or {}).items():
             metrics.update({f"{name}.{split}.{k}": v for k, v in values.items() if isinstance(v, (int, float))})
     log_extra(run.dir, metrics, [result["report"], run.dir / "compare.json"])
 
 
 def _deep_predictions(run, part):
-    """Decoded predictions of the first output for `part`, and the time per sample in ms."""
+    """Decoded predictions of the first output for `part`, the time per sample in ms, and the prediction interval
+    (lower, upper) where the output has quantiles."""
+    from deepstation.training.evaluate import interval
+
     from deepstation.run import _on
     from deepstation.training.evaluate import run_batches
 
@@ -65,21 +75,121 @@ def _deep_predictions(run, part):
     name = run.task.outputs[0].name
     target = part.targets[name]
     level = target["level"].numpy() if isinstance(target, dict) and "level" in target else None
-    return decode(run.targets[name], preds[name], level), ms
+    found = interval(run.targets[name], preds[name], level) if level is not None else None
+    return decode(run.targets[name], preds[name], level), ms, None if found is None else found[:2]
 
 
-def _reference(task, data, split: str) -> dict | None:
-    """The classical reference where there is one, scored like the others: exponential smoothing for
-    forecasting, pocketsphinx's HMM recogniser for transcription."""
+def _forecast_references(data, split: str) -> list[dict] | None:
+    """Naive, seasonal naive, Naive2, ETS and Theta, each fitted per series on everything before the test horizon
+    and scored like the deep model (deepstation.baselines.references)."""
+    from deepstation.baselines.references import forecast_references
     from deepstation.training import metrics
 
-    if data.forecast:
-        from deepstation.baselines.series import exponential_smoothing
+    if split != "test":
+        return None
+    f = data.forecast
+    h = f["horizon"]
+    truth = np.stack([np.asarray(s[-h:], dtype=np.float64) for s in f["history"]])
+    found = forecast_references([np.asarray(s[:-h], dtype=np.float64) for s in f["history"]], h, f["season"])
+    for r in found:
+        r["metrics"] = {"test": metrics.forecast(truth, r["prediction"], f["scale"])}
+    return found
 
-        found = exponential_smoothing(data.forecast)
-        truth = data.forecast["history"][-data.forecast["horizon"]:]
-        found["metrics"] = {"test": metrics.forecast(np.asarray(truth), found["prediction"], data.forecast["scale"])}
-        return found
+
+def _add_owa(result: dict, split: str) -> None:
+    """OWA against Naive2 (M4's yardstick) for every method scored on the test horizon."""
+    from deepstation.training.metrics import owa
+
+    naive2 = next((r["metrics"]["test"] for r in result.get("references") or [] if r["name"] == "naive2"), None)
+    if naive2 is None:
+        return
+    for entry in [result["deep"], result.get("baseline"), *result["references"]]:
+        if entry and split in entry.get("metrics", {}):
+            entry["metrics"][split]["owa"] = owa(entry["metrics"][split], naive2)
+
+
+def _best_reference(references: list, task) -> int:
+    from deepstation.training.metrics import higher_is_better
+
+    metric = HEADLINE.get(task.outputs[0].type, "loss")
+    if task.inputs[0].type == "series" and task.outputs[0].type == "number":
+        metric = "mase"
+    values = [r["metrics"]["test"].get(metric) for r in references]
+    known = [i for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+    if not known:
+        return 0
+    pick = max if higher_is_better(metric) else min
+    return pick(known, key=lambda i: values[i])
+
+
+# the metric each kind of task is judged by in summaries
+HEADLINE = {"sequence": "wer", "category": "accuracy", "number": "mape"}
+
+
+def methods(result: dict, split: str) -> list[tuple[str, dict]]:
+    """(label, metrics on the split) of every method compared: deep, hand-picked, then each reference."""
+    found = [("deep", result["deep"]["metrics"].get(split, {}))]
+    if result.get("baseline"):
+        found.append(("hand-picked", result["baseline"]["metrics"].get(split, {})))
+    for r in result.get("references") or []:
+        found.append((r["name"], r["metrics"].get("test", {}) if split == "test" else {}))
+    return found
+
+
+def winners(result: dict, split: str, task=None) -> dict[str, list[str]]:
+    """Per metric, the labels of the methods that score best on it (ties share); no method is favoured. Coverage
+    is best nearest the interval's nominal level; the loss is not compared (each method has its own)."""
+    from deepstation.training.metrics import higher_is_better
+
+    nominal = None
+    out = task.outputs[0] if task is not None else None
+    if out is not None and getattr(out, "quantiles", None):
+        nominal = out.quantiles[-1] - out.quantiles[0]
+    scored = methods(result, split)
+    best = {}
+    for metric in dict.fromkeys(k for _, m in scored for k in m):
+        if metric == "loss":
+            continue
+        values = {label: m.get(metric) for label, m in scored}
+        values = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and np.isfinite(v)}
+        if len(values) < 2:
+            continue
+        if metric.endswith("coverage"):
+            if nominal is None:
+                continue
+            values = {k: -abs(v - nominal) for k, v in values.items()}
+            top = max(values.values())
+        else:
+            top = max(values.values()) if higher_is_better(metric) else min(values.values())
+        best[metric] = [k for k, v in values.items() if np.isclose(v, top, rtol=1e-9, atol=1e-12)]
+    return best
+
+
+def losses_of_deep(result: dict) -> list[str]:
+    """Plain sentences for every metric the deep model does not win: who wins, and by how much."""
+    split, said = result["split"], []
+    scored = dict(methods(result, split))
+    for metric, labels in result.get("best", {}).items():
+        if "deep" in labels:
+            continue
+        winner = labels[0]
+        deep, other = scored["deep"].get(metric), scored[winner].get(metric)
+        if deep is None or other is None:
+            continue
+        said.append(f"{metric}: {winner} {_short(other)} beats deep {_short(deep)}")
+    return said
+
+
+def _short(value: float) -> str:
+    from deepstation.report import fmt
+
+    return fmt(value)
+
+
+def _reference(task, data, split: str) -> list[dict] | None:
+    """The classical reference for transcription: pocketsphinx's HMM recogniser, scored like the others."""
+    from deepstation.training import metrics
+
     inp, out = task.inputs[0], task.outputs[0]
     if inp.type == "audio" and out.type == "sequence" and len(task.inputs) == 1:
         from deepstation.baselines.audio import pocketsphinx_reference
@@ -93,9 +203,9 @@ def _reference(task, data, split: str) -> dict | None:
         except DeepstationError:  # pocketsphinx not installed, or words it cannot spell
             return None
         truth = [str(t) for t in data.raw[split][1][out.name]]
-        return {"name": "pocketsphinx", "description": "pocketsphinx HMM recogniser (shipped US English model)"
+        return [{"name": "pocketsphinx", "description": "pocketsphinx HMM recogniser (shipped US English model)"
                 + (", grammar of the training words" if vocabulary else ""),
-                "prediction": hyps, "metrics": {"test": metrics.sequence(truth, hyps)}}
+                "prediction": hyps, "metrics": {"test": metrics.sequence(truth, hyps)}}]
     return None
 
 

@@ -110,6 +110,20 @@ class SeriesInput(Strict):
     date: Optional[str] = Field(None, description="Date column: parsed, checked for order and duplicates")
     calendar: bool = Field(False, description="Add month-of-year and day-of-week features of the forecast origin")
     transform: Literal["none", "log"] = Field("none", description="log for series that grow by multiples")
+    id: Optional[str] = Field(None, description="Forecasting many series: the column naming each row's series (long "
+                                                "format: one row per series and time step); one global model learns "
+                                                "from the windows of every series")
+    order: Optional[str] = Field(None, description="A column of whole time steps (t) ordering each series' rows, "
+                                                   "when there is no `date`; default: the row order")
+    season: Optional[int] = Field(None, ge=1, description="Steps per season (12 monthly, 4 quarterly, 1 none), for "
+                                                          "seasonal naive, MASE and the references; default: from "
+                                                          "the dates, else 1")
+    scaling: Literal["auto", "difference", "ratio"] = Field(
+        "auto", description="How a window is made relative to its level (its mean): difference subtracts it, "
+                            "ratio divides by it (x / level - 1); auto: ratio for many series without log, else "
+                            "difference (after log, a difference is a ratio)")
+    max_origins: Optional[int] = Field(None, ge=1, description="Train on the latest N origins of each series only "
+                                                               "(recent windows; N-BEATS' history limit)")
 
 
 Input = Annotated[Union[TableInput, ImageInput, AudioInput, SeriesInput], Field(discriminator="type")]
@@ -124,12 +138,28 @@ class CategoryOutput(Strict):
     column: str
 
 
+Loss = Literal["mse", "huber", "mae", "smape", "mase"]
+FORECAST_LOSSES = ("smape", "mase")  # computed on the forecast in the output's units: forecasting only
+
+
 class NumberOutput(Strict):
     name: str
     type: Literal["number"]
     column: str
-    loss: Literal["mse", "huber"] = "mse"
+    loss: Loss = Field("mse", description="mse, huber or mae on the standardised values; for forecasting also "
+                                          "smape and mase (MAE over the series' in-sample naive error), as the "
+                                          "metrics score")
     horizon: int = Field(1, ge=1, description="Steps ahead to predict, with a series input's window")
+    quantiles: Optional[list[Annotated[float, Field(gt=0, lt=1)]]] = Field(
+        None, description="Also predict these quantiles (pinball loss), e.g. [0.1, 0.5, 0.9]: prediction intervals "
+                          "from the outermost two, scored by coverage and MSIS")
+
+    @field_validator("quantiles")
+    @classmethod
+    def _sorted(cls, value):
+        if value is not None and (len(value) < 2 or sorted(set(value)) != list(value)):
+            raise ValueError(f"expected at least two different quantiles in increasing order, got {value}")
+        return value
 
 
 class SequenceOutput(Strict):
@@ -199,14 +229,26 @@ class TransformerEncoder(Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
-Encoder = Annotated[Union[MlpEncoder, CnnEncoder, AudioEncoder, Cnn1dEncoder, GruEncoder, TransformerEncoder],
-                    Field(discriminator="kind")]
+class NBeatsEncoder(Strict):
+    """N-BEATS (generic): blocks of MLPs, each taking what the blocks before it left unexplained of the window
+    (the backcast residual) and adding its part of the forecast. Forecasting only: it gives the forecast itself."""
+
+    kind: Literal["nbeats"]
+    blocks: int = Field(4, ge=1)
+    layers: int = Field(3, ge=1, description="Hidden layers per block")
+    width: int = Field(256, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    lookback: Optional[int] = Field(None, ge=2, description="Read only the last N steps of the window")
+
+
+Encoder = Annotated[Union[MlpEncoder, CnnEncoder, AudioEncoder, Cnn1dEncoder, GruEncoder, TransformerEncoder,
+                          NBeatsEncoder], Field(discriminator="kind")]
 ENCODER_CONFIGS = {"mlp": MlpEncoder, "cnn": CnnEncoder, "audio": AudioEncoder, "cnn1d": Cnn1dEncoder,
-                   "gru": GruEncoder, "transformer": TransformerEncoder}
+                   "gru": GruEncoder, "transformer": TransformerEncoder, "nbeats": NBeatsEncoder}
 
 # Which encoder kinds can read which input type; the first is the default.
 ENCODERS_FOR = {"table": ["mlp"], "image": ["cnn", "mlp"], "audio": ["audio"],
-                "series": ["mlp", "cnn1d", "gru", "transformer"]}
+                "series": ["mlp", "cnn1d", "gru", "transformer", "nbeats"]}
 # Kinds that can give time steps to a sequence output (see deepstation.models.encoders).
 TEMPORAL_KINDS = ["cnn", "audio", "cnn1d", "gru", "transformer"]
 
@@ -217,9 +259,22 @@ class Combiner(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
+class Ensemble(Strict):
+    """K members trained together in one run (disjoint weights, each with its own loss), combined by the median."""
+
+    members: int = Field(5, ge=1)
+    lookbacks: list[Annotated[int, Field(ge=2)]] = Field(
+        default_factory=list, description="Forecasting: member i reads the last lookbacks[i % len] steps of the "
+                                          "window; default: the whole window")
+    losses: list[Loss] = Field(default_factory=list, description="Member i trains with losses[i % len]; default: "
+                                                                 "the output's loss")
+
+
 class ModelSpec(Strict):
     encoders: dict[str, Encoder] = Field(default_factory=dict, description="Per input name; default by input type")
     combiner: Combiner = Combiner()
+    ensemble: Optional[Ensemble] = Field(None, description="Forecasting: an ensemble of members differing in seed, "
+                                                           "lookback and loss, combined by the median")
 
 
 # --- trainer ----------------------------------------------------------------------------------
@@ -332,6 +387,39 @@ def _semantic_checks(task: Task) -> None:
         if enc.kind not in allowed:
             raise ValueError(f"model.encoders.{name}.kind: `{enc.kind}` cannot encode a {task.input(name).type} "
                              f"input; use {' or '.join(allowed)}")
+    _forecasting_checks(task)
+
+
+def _forecasting_checks(task: Task) -> None:
+    forecasting = next((i for i in task.inputs if i.type == "series" and i.window), None)
+    for i in task.inputs:
+        if i.type == "series" and not i.window:
+            for key in ("id", "order", "season", "max_origins"):
+                if getattr(i, key) is not None:
+                    raise ValueError(f"inputs.{i.name}.{key}: only a forecasting input (with `window`) takes "
+                                     f"`{key}`; set inputs.{i.name}.window or remove `{key}`")
+    for o in task.outputs:
+        if o.type == "number" and o.loss in FORECAST_LOSSES and not forecasting:
+            raise ValueError(f"outputs.{o.name}.loss: `{o.loss}` scores forecasts; it needs a series input with "
+                             f"`window`; use mse, huber or mae")
+        if o.type == "number" and o.quantiles and not forecasting:
+            raise ValueError(f"outputs.{o.name}.quantiles: prediction intervals are for forecasts; they need a "
+                             f"series input with `window`")
+    uses_nbeats = [n for n, e in task.model.encoders.items() if e.kind == "nbeats"]
+    if uses_nbeats and not forecasting:
+        raise ValueError(f"model.encoders.{uses_nbeats[0]}.kind: `nbeats` forecasts; it needs a series input with "
+                         f"`window` and a number output with `horizon`")
+    if uses_nbeats and task.model.combiner.width:
+        raise ValueError("model.combiner.width: an nbeats encoder gives the forecast itself; set the width to 0")
+    ens = task.model.ensemble
+    if ens is None:
+        return
+    if not forecasting:
+        raise ValueError("model.ensemble: ensembles are for forecasting tasks (a series input with `window`)")
+    too_long = [n for n in ens.lookbacks if n > forecasting.window]
+    if too_long:
+        raise ValueError(f"model.ensemble.lookbacks: {too_long[0]} is longer than inputs.{forecasting.name}.window "
+                         f"({forecasting.window}); raise the window or lower the lookback")
 
 
 # --- loading and errors -----------------------------------------------------------------------

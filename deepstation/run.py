@@ -392,9 +392,11 @@ class Run:
         return {s: _finite(evaluate(self.model, _on(p, self.plan.device), self.plan, bs, self.targets))
                 for s, p in parts.items()}
 
-    def predict(self, data):
+    def predict(self, data, ids=None):
         """Predictions for a DataFrame, a CSV/Parquet file, an image or a folder of images, as a DataFrame:
-        the input columns, then `<output>_pred` (and `<output>_prob` for categories)."""
+        the input columns, then `<output>_pred` (and `<output>_prob` for categories). A forecasting task forecasts
+        past the end of every series (or of the `ids` given), in long format: id (with many series), step, date
+        (where known), forecast, and a column per quantile (q0.1, ...)."""
         import pandas as pd
 
         from deepstation.data.prepare import encode_table
@@ -407,15 +409,14 @@ class Run:
             only = self.task.inputs[0] if len(self.task.inputs) == 1 else None
             column = only.column if only is not None and only.type in ("image", "audio") else None
             table = read_inputs(data, column, self.task.data.index)
-        part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task)
+        part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task, ids=ids)
         preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,
                                self.task.trainer.eval_batch_size)
-        from deepstation.data.series import LEVEL, ORIGIN, SPLIT
+        from deepstation.data.series import LEVEL
 
-        result = table.frame.drop(columns=[c for c in (LEVEL, SPLIT) if c in table.frame])
-        levels = table.frame[LEVEL].to_numpy() if LEVEL in table.frame else None
-        if levels is not None:  # forecasting: the next horizon after the history given, by date where known
-            result = result[[c for c in (ORIGIN,) if c in result]].rename(columns={ORIGIN: "forecast_from"})
+        if LEVEL in table.frame:
+            return self._forecasts(table, preds)
+        result = table.frame
         for name, pred in preds.items():
             codec = self.targets[name]
             if "class" in pred:
@@ -424,12 +425,33 @@ class Run:
             elif "tokens" in pred:
                 result[f"{name}_pred"] = codec.decode(pred["tokens"])
             else:
-                values = codec.decode(pred["value"].numpy(), levels)
-                if values.ndim == 1:
-                    result[f"{name}_pred"] = values
-                for step in range(values.shape[1] if values.ndim == 2 else 0):  # a horizon: a column per step
-                    result[f"{name}_pred_{step + 1}"] = values[:, step]
+                result[f"{name}_pred"] = codec.decode(pred["value"].numpy())
         return result
+
+    def _forecasts(self, table, preds):
+        """One row per series and step past its end: id, step, date, forecast, quantiles."""
+        import numpy as np
+        import pandas as pd
+
+        from deepstation.data.series import LEVEL, future_dates, forecasting_input
+
+        (name, pred), = preds.items()
+        codec, levels = self.targets[name], table.frame[LEVEL].to_numpy()
+        f = table.frame.attrs["forecast"]
+        values = codec.decode(pred["value"].numpy(), levels)  # [series, horizon]
+        n, h = values.shape
+        columns = {}
+        if forecasting_input(self.task).id:
+            columns["id"] = np.repeat(np.asarray(f["ids"], dtype=object), h)
+        columns["step"] = np.tile(np.arange(1, h + 1), n)
+        if all(d is not None for d in f["dates"]):
+            columns["date"] = [d for dates in f["dates"] for d in future_dates(dates, h)]
+        columns["forecast"] = values.ravel()
+        if "quantiles" in pred:
+            q = codec.decode(pred["quantiles"].numpy(), levels)  # [series, horizon, quantiles]
+            for j, level in enumerate(codec.spec.quantiles):
+                columns[f"q{level:g}"] = q[:, :, j].ravel()
+        return pd.DataFrame(columns)
 
     def _state(self) -> dict:
         from deepstation.data.prepare import state_of

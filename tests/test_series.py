@@ -57,15 +57,24 @@ def test_forecast_trains_scores_in_the_output_units_and_predicts(sales_csv):
     test = run.metrics["test"]
     assert {"mae", "rmse", "mape", "smape", "mase"} <= set(test) and test["mape"] < 50
     future = run.predict(str(sales_csv))
-    assert len(future) == 1 and [f"next_pred_{i}" for i in range(1, 7)] == list(future.columns[1:])
-    assert future["forecast_from"].iloc[0] == pd.Timestamp("2005-01-01")
-    assert 50 < future["next_pred_1"].iloc[0] < 400
+    assert list(future.columns) == ["step", "date", "forecast"] and list(future["step"]) == [1, 2, 3, 4, 5, 6]
+    assert future["date"].iloc[0] == pd.Timestamp("2005-01-01") and future["date"].iloc[-1] == pd.Timestamp("2005-06-01")
+    assert 50 < future["forecast"].iloc[0] < 400
 
 
 def test_compare_forecast_has_a_classical_reference(sales_csv, tmp_path):
     out = last_json(cli("compare", write_task(tmp_path, forecast_task(sales_csv)), "--json", check=0).stdout)
-    assert out["baseline"]["name"] == "LagRegression" and out["reference"]["name"] == "ExponentialSmoothing"
-    assert out["reference"]["metrics"]["test"]["mape"] < 5  # a clean seasonal series: Holt-Winters nails it
+    assert out["baseline"]["name"] == "LagRegression"
+    names = [r["name"] for r in out["references"]]
+    assert names == ["naive", "seasonal_naive", "naive2", "ets", "theta"]
+    ets = out["references"][names.index("ets")]["metrics"]["test"]
+    assert ets["mape"] < 5  # a clean seasonal series: exponential smoothing nails it
+    naive2 = out["references"][names.index("naive2")]["metrics"]["test"]
+    assert naive2["owa"] == pytest.approx(1.0) and "owa" in out["deep"]["metrics"]["test"]
+    # the winner of each metric is named, whichever method it is
+    scores = {"deep": out["deep"]["metrics"]["test"]["mase"], "hand-picked": out["baseline"]["metrics"]["test"]["mase"],
+              **{r["name"]: r["metrics"]["test"]["mase"] for r in out["references"]}}
+    assert out["best"]["mase"] == [min(scores, key=scores.get)]
     assert "Forecast of the held-out horizon" in open(out["report"]).read()
 
 

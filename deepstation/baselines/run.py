@@ -45,6 +45,6 @@ def score(codec, true, pred) -> dict:
         return metrics.sequence([str(t) for t in true], [str(p) for p in pred])
     if codec.state.get("forecast"):  # relative to each window's level: back to the output's own units
         true = np.asarray(true, dtype=np.float64)
-        absolute = codec.absolute(np.column_stack([true[:, :1], np.asarray(pred, dtype=np.float64)]))
-        return metrics.forecast(codec.absolute(true), absolute, codec.state["forecast"]["scale"])
+        absolute = codec.absolute(np.column_stack([true[:, :2], np.asarray(pred, dtype=np.float64)]))
+        return metrics.forecast(codec.absolute(true), absolute, true[:, 1])
     return metrics.number(np.asarray(true, dtype=np.float64).ravel(), np.asarray(pred, dtype=np.float64).ravel())

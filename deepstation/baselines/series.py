@@ -1,6 +1,6 @@
 """Series: hand-picked features for forecasting (lags, rolling means, calendar dummies -> ridge regression) and
-for classifying whole series (summary statistics -> random forest); exponential smoothing as the classical
-forecasting reference."""
+for classifying whole series (summary statistics -> random forest). The classical forecasting references (naive,
+seasonal naive, Naive2, ETS, Theta) are in deepstation.baselines.references."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +20,7 @@ class LagRegression:
     def fit(self, raw: dict, target: np.ndarray) -> "LagRegression":
         from sklearn.linear_model import RidgeCV
 
-        self.model = RidgeCV(alphas=np.logspace(-4, 2, 13)).fit(self._features(raw), target[:, 1:])
+        self.model = RidgeCV(alphas=np.logspace(-4, 2, 13)).fit(self._features(raw), target[:, 2:])  # [level, scale, y...]
         return self
 
     def predict(self, raw: dict) -> np.ndarray:
@@ -63,22 +63,3 @@ class SummaryForest:
 
     def size(self) -> int:
         return int(sum(tree.tree_.node_count for tree in self.model.estimators_))
-
-
-def exponential_smoothing(forecast: dict) -> dict:
-    """Holt-Winters (additive trend, multiplicative season) fitted on everything before the test horizon:
-    {"name", "description", "prediction" (the horizon, in the output's units)}."""
-    import warnings
-
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-    history = np.asarray(forecast["history"], dtype=np.float64)
-    h, season = forecast["horizon"], forecast["season"]
-    train = history[:len(history) - h]
-    seasonal = "mul" if season > 1 and (train > 0).all() else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # statsmodels' convergence chatter
-        model = ExponentialSmoothing(train, trend="add", seasonal=seasonal,
-                                     seasonal_periods=season if seasonal else None).fit()
-    return {"name": "ExponentialSmoothing", "prediction": np.asarray(model.forecast(h)),
-            "description": f"Holt-Winters: additive trend{', multiplicative season of ' + str(season) if seasonal else ''}"}

@@ -30,23 +30,32 @@ def run(args) -> int:
 
 
 def comparison_table(result: dict):
+    """Metrics as rows, methods as columns (deep, hand-picked, each classical reference); the best on each metric
+    in bold, whichever method it is."""
     from rich.table import Table
 
     from deepstation.cli.render import _fmt
+    from deepstation.compare import losses_of_deep, methods
 
     deep, base, split = result["deep"], result["baseline"], result["split"]
-    reference = result.get("reference")
-    table = Table(title=f"{result['task']} ({split} split)", title_justify="left")
-    for title in ["", "deep (learned features)", "hand-picked features"] + (
-            [f"{reference['name']} (classical)"] if reference else []):
-        table.add_column(title, justify="right" if title else "left")
-    for metric, value in deep["metrics"][split].items():
-        row = [metric, _fmt(value), _fmt(base["metrics"][split].get(metric)) if base else "-"]
-        table.add_row(*row + ([_fmt(reference["metrics"]["test"].get(metric))] if reference else []))
-    extra = ["-"] if reference else []
-    table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]) if base else "-", *extra)
-    table.add_row("inference (ms/sample)", _fmt(deep["predict_ms_per_sample"]),
-                  _fmt(base["predict_ms_per_sample"]) if base else "-", *extra)
-    table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}" if base else "-",
-                  *extra)
+    scored = methods(result, split)
+    best = result.get("best", {})
+    table = Table(title=f"{result['task']} ({split} split; bold: best)", title_justify="left")
+    titles = {"deep": "deep (learned features)", "hand-picked": "hand-picked features"}
+    table.add_column("")
+    for label, _ in scored:
+        table.add_column(titles.get(label, label), justify="right")
+    for metric in dict.fromkeys(k for _, m in scored for k in m):
+        table.add_row(metric, *[(f"[bold]{_fmt(m.get(metric))}[/bold]" if label in best.get(metric, [])
+                                 else _fmt(m.get(metric))) for label, m in scored])
+    extra = ["-"] * (len(scored) - 2)
+    if base:
+        table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]), *extra)
+        table.add_row("inference (ms/sample)", _fmt(deep["predict_ms_per_sample"]),
+                      _fmt(base["predict_ms_per_sample"]), *extra)
+        table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}", *extra)
+    lost = losses_of_deep(result)
+    if lost:
+        table.caption = "deep loses on " + "; ".join(lost)
+        table.caption_justify = "left"
     return table

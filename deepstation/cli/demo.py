@@ -17,10 +17,6 @@ def add_parser(sub, common):
     p.set_defaults(run=run)
 
 
-# the metric each kind of task is judged by in the summary
-HEADLINE = {"sequence": "wer", "category": "accuracy", "number": "mape"}
-
-
 def run(args) -> int:
     import time
 
@@ -28,7 +24,7 @@ def run(args) -> int:
 
     from deepstation.cli import render
     from deepstation.cli.compare import comparison_table
-    from deepstation.compare import compare
+    from deepstation.compare import HEADLINE, compare
     from deepstation.config import load_task
     from deepstation.training.progress import Bar
 
@@ -42,14 +38,19 @@ def run(args) -> int:
         metric = HEADLINE[task.outputs[0].type]
         results.append((task.name, metric, result))
     summary = Table(title=f"seed tour: {time.perf_counter() - began:.0f} s", title_justify="left")
-    for column in ("task", "metric (test)", "deep", "hand-picked", "classical", "report"):
-        summary.add_column(column, justify="left" if column in ("task", "report", "metric (test)") else "right")
+    for column in ("task", "metric (test)", "deep", "hand-picked", "best classical", "best", "report"):
+        summary.add_column(column, justify="left" if column in ("task", "report", "metric (test)", "best") else "right")
     for name, metric, r in results:
         split = r["split"]
-        summary.add_row(name, metric, render._fmt(r["deep"]["metrics"][split].get(metric)),
-                        render._fmt(r["baseline"]["metrics"][split].get(metric)) if r["baseline"] else "-",
-                        render._fmt(r["reference"]["metrics"]["test"].get(metric)) if r.get("reference") else "-",
-                        r["report"])
+        ref = r.get("reference")
+        cells = {"deep": r["deep"]["metrics"][split].get(metric),
+                 "hand-picked": r["baseline"]["metrics"][split].get(metric) if r["baseline"] else None,
+                 "classical": ref["metrics"]["test"].get(metric) if ref else None}
+        winners = r.get("best", {}).get(metric, [])
+        bold = {k: any(w == k or (k == "classical" and ref and w == ref["name"]) for w in winners) for k in cells}
+        shown = [f"[bold]{render._fmt(v)}[/bold]" if bold[k] else render._fmt(v) for k, v in cells.items()]
+        shown[2] = f"{shown[2]} ({ref['name']})" if ref else "-"
+        summary.add_row(name, metric, *shown, ", ".join(winners) or "-", r["report"])
     out.print(summary, soft_wrap=True)
     if args.json:
         render.print_json({"seconds": round(time.perf_counter() - began, 1),

@@ -7,7 +7,8 @@ from deepstation.cli import verb_parser
 def add_parser(sub, common):
     p = verb_parser(sub, common, "predict",
                     "Predict with a finished run or a registered model: INPUT is a CSV/Parquet file, an image, or a "
-                    "folder of images.",
+                    "folder of images. A forecasting run forecasts past the end of each series, one row per series "
+                    "and step (id, step, date, forecast, quantiles).",
                     "deepstation predict runs/digits-cnn-20261127-101500 scans/ -o predictions.csv\n"
                     "  deepstation predict models:/digits/latest scans/ -o predictions.csv")
     p.add_argument("run_dir", metavar="RUN", help="a run folder, or models:/NAME/VERSION (or models:/NAME/latest) "
@@ -15,6 +16,7 @@ def add_parser(sub, common):
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="FILE", help="write .csv or .parquet (default: CSV on stdout)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--ids", nargs="+", metavar="ID", help="forecasting many series: only these series (default: all)")
     p.set_defaults(run=run)
 
 
@@ -27,7 +29,7 @@ def run(args) -> int:
 
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise DeepstationError(f"-o {args.output}: expected a .csv or .parquet file name")
-    frame = Run.load(args.run_dir, device=args.device).predict(args.input)
+    frame = Run.load(args.run_dir, device=args.device).predict(args.input, ids=args.ids)
     # arrays (built-in images) do not belong in a CSV
     frame = frame[[c for c in frame.columns if not _holds_arrays(frame[c])]]
     if not args.output:

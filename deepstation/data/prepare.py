@@ -116,12 +116,12 @@ def _split(task, table: Table, keep: np.ndarray, raw_out: dict) -> dict:
     return split_rows(len(keep), s.valid, s.test, s.seed, strata)
 
 
-def encode_table(codecs, targets, table: Table, with_targets: bool, task=None) -> tuple[Part, dict, Table]:
+def encode_table(codecs, targets, table: Table, with_targets: bool, task=None, ids=None) -> tuple[Part, dict, Table]:
     """Encode rows with fitted codecs (evaluate and predict). Returns the part, any unseen labels, and the rows
-    encoded (for a forecasting task: the windows).
+    encoded (for a forecasting task: the windows; `ids`: only these series).
     A forecasting task's rows are windowed first: every origin (evaluate) or the next one (predict)."""
     if task is not None and forecasting_input(task):
-        table = forecast_windows(task, table, "all" if with_targets else "predict")
+        table = forecast_windows(task, table, "all" if with_targets else "predict", ids=ids)
     needed = {col: f for c in codecs.values() for col, f in c.columns().items()}
     if with_targets:
         needed.update({col: f for t in targets.values() for col, f in t.columns().items()})

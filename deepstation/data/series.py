@@ -1,13 +1,17 @@
 """Series inputs. Two shapes of data:
 
-- forecasting (`window` set): rows are time steps of one series. `forecast_windows` turns them into samples:
+- forecasting (`window` set): rows are time steps of one series, or with `id` of many (long format: one row per
+  series and step, ordered by `date` or `order` within each series). `forecast_windows` turns them into samples:
   the `window` values before an origin, and the `horizon` values after it as the target. The last `horizon`
-  points are the test set (one origin), the `horizon` points before them the validation set, and every
-  training target ends before those (no leakage). Each window is taken relative to its own level (its mean,
-  after the optional log), so a model trained on 1950s traffic can forecast the 1960s.
+  points of every series are the test set (one origin each), the `horizon` points before them the validation set
+  (the M4 convention), and every training target ends before those (no leakage). Each window is taken relative
+  to its own level (its mean, after the optional log): by difference, or for many series by ratio, so that one
+  global model sees series of any size on one scale.
 - classification and the like (`window` left out): each row holds a whole series (an array).
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,23 +21,27 @@ from deepstation.errors import DeepstationError
 
 SPLIT = "__split__"  # the split column that forecast_windows writes
 LEVEL = "__level__"
-ORIGIN = "__origin__"
+ORIGIN = "__origin__"  # the date of the first forecast step, where dates are known
+SERIES = "__series__"  # the series' id (None for a single series)
+SCALE = "__scale__"    # the series' in-sample seasonal naive error: MASE's yardstick
 
 
 def forecasting_input(task):
     return next((i for i in task.inputs if i.type == "series" and i.window), None)
 
 
-def forecast_windows(task, table, mode: str = "split", cut: int = 0):
+def scaling_of(inp) -> str:
+    if inp.scaling != "auto":
+        return inp.scaling
+    return "ratio" if inp.id and inp.transform != "log" else "difference"
+
+
+def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
     """The windowed samples as a new table (same origin and folder), the forecasting facts in frame.attrs.
 
     mode: "split" (train/valid/test origins as above), "all" (every origin with a full target: scoring other
-    data), "predict" (one origin after the last point, no target)."""
-    for_prediction = mode == "predict"
-    if cut:  # a rolling-origin fold: the series as it stood `cut` steps before its end
-        from deepstation.data.sources import Table as _Table
-
-        table = _Table(table.frame.iloc[:len(table.frame) - cut].reset_index(drop=True), table.origin, table.base_dir)
+    data), "predict" (one origin after the last point of each series, no target). `cut`: a rolling-origin fold,
+    each series as it stood `cut` steps before its end. `ids`: only these series."""
     from deepstation.data.sources import Table, require_columns
 
     inp = forecasting_input(task)
@@ -42,55 +50,206 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0):
         raise DeepstationError("inputs/outputs: a forecasting task (a series input with `window`) has that one input "
                                "and one number output with a `horizon`")
     out = outs[0]
-    frame = table.frame
+    for_prediction = mode == "predict"
     require_columns(table, {**{c: f"inputs.{inp.name}.columns" for c in inp.columns},
                             **({} if for_prediction else {out.column: f"outputs.{out.name}.column"}),
-                            **({inp.date: f"inputs.{inp.name}.date"} if inp.date else {})})
-    dates = _dates(frame, inp.date, table.origin) if inp.date else None
-    values = np.stack([numeric_column(frame, c, table.origin, f"inputs.{inp.name}.columns") for c in inp.columns], 1)
-    target = values[:, inp.columns.index(out.column)] if out.column in inp.columns else (
-        None if for_prediction else numeric_column(frame, out.column, table.origin, f"outputs.{out.name}.column"))
-    if inp.transform == "log":
-        values, target = _log(values, table.origin, inp.columns), None if target is None else _log(
-            target[:, None], table.origin, [out.column])[:, 0]
-
-    w, h, n = inp.window, out.horizon, len(frame)
+                            **{getattr(inp, k): f"inputs.{inp.name}.{k}" for k in ("date", "id", "order")
+                               if getattr(inp, k)}})
+    series = _gather(inp, out, table, for_prediction, ids)
+    w, h = inp.window, out.horizon
     valid = 0 if for_prediction or task.data.split.valid == 0 else h
     needed = w + (0 if for_prediction else h if mode == "all" else h + valid + h)  # a training sample, valid, test
-    if n < needed:
-        raise DeepstationError(f"{table.origin}: the series has {n} points; window {w} and horizon {h} need at least "
-                               f"{needed} (a training sample, {valid} for validation, {h} for test); lower "
-                               f"inputs.{inp.name}.window or outputs.{out.name}.horizon, or add data")
-    if for_prediction:
-        origins, splits = [n], ["predict"]
+    how = scaling_of(inp)
+    season = inp.season or _season(series[0]["dates"])
+    parts, kept, skipped = [], [], []
+    for s in series:
+        if cut:
+            s = {**s, **{k: s[k][:len(s[k]) - cut] for k in ("values", "target", "original")},
+                 "dates": None if s["dates"] is None else s["dates"][:len(s["dates"]) - cut]}
+        n = len(s["values"])
+        if n < needed:
+            where = f"series {s['id']!r}" if inp.id else "the series"
+            message = (f"{table.origin}: {where} has {n} points; window {w} and horizon {h} need at least {needed} "
+                       f"(a training sample, {valid} for validation, {h} for test); lower inputs.{inp.name}.window "
+                       f"or outputs.{out.name}.horizon, or add data")
+            if inp.id and task.data.on_bad_sample == "skip":
+                skipped.append(s["id"])
+                continue
+            raise DeepstationError(message + ("" if not inp.id else " (or set data.on_bad_sample: skip)"))
+        parts.append(_series_windows(s, inp, out, mode, w, h, valid, how, season, table.origin))
+        kept.append(s)
+    if skipped:
+        print(f"warning: {table.origin}: skipped {len(skipped)} series shorter than {needed} points: "
+              f"{', '.join(map(str, skipped[:5]))}{' ...' if len(skipped) > 5 else ''}", file=sys.stderr)
+    if not parts:
+        raise DeepstationError(f"{table.origin}: no series has the {needed} points needed; lower "
+                               f"inputs.{inp.name}.window or outputs.{out.name}.horizon")
+    samples = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    samples.attrs["forecast"] = {
+        "log": inp.transform == "log", "horizon": h, "season": season, "scaling": how,
+        "ids": [s["id"] for s in kept] if inp.id else None, "skipped": skipped,
+        "history": [s["original"] for s in kept],  # each series in the output's units, test points included
+        "dates": [None if s["dates"] is None else s["dates"] for s in kept],
+        # MASE's yardstick per series, as M4 defines it: on everything before the test horizon
+        "scale": np.asarray([_mase_scale(s["original"][:len(s["original"]) - h], season) for s in kept])}
+    return Table(samples, table.origin, table.base_dir)
+
+
+def _series_windows(s, inp, out, mode, w, h, valid, how, season, origin) -> pd.DataFrame:
+    """One series' samples: a row per origin with the window, the target, their level and the split."""
+    values, target, n = s["values"], s["target"], len(s["values"])
+    if mode == "predict":
+        origins, splits = np.asarray([n]), ["predict"]
     elif mode == "all":
-        origins = list(range(w, n - h + 1))
+        origins = np.arange(w, n - h + 1)
         splits = ["test"] * len(origins)
     else:
         last_train = n - h - valid - h  # the last origin whose target ends before the held-out points
-        origins = list(range(w, last_train + 1)) + ([n - h - valid] if valid else []) + [n - h]
-        splits = ["train"] * (last_train + 1 - w) + (["valid"] if valid else []) + ["test"]
-    rows = {inp.name: [], out.column: [], LEVEL: [], SPLIT: splits, ORIGIN: []}
-    for t in origins:
-        window = values[t - w:t]
-        level = window.mean(axis=0)
-        rows[inp.name].append((window - level).astype(np.float32))
-        k = inp.columns.index(out.column) if out.column in inp.columns else None
-        target_level = float(level[k]) if k is not None else float(target[t - w:t].mean())
-        rows[LEVEL].append(target_level)
-        rows[out.column].append(None if t >= n else (target[t:t + h] - target_level).astype(np.float32))
-        rows[ORIGIN].append(None if dates is None else (_next_date(dates) if t >= n else dates.iloc[t]))
-    samples = pd.DataFrame(rows)
-    season = _season(dates)
-    history = target if target is not None else values[:, 0]
-    train_zone = np.exp(history[:n - h - valid]) if inp.transform == "log" else history[:n - h - valid]
-    samples.attrs["forecast"] = {"log": inp.transform == "log", "horizon": h, "season": season,
-                                 "history": (np.exp(history) if inp.transform == "log" else history).tolist(),
-                                 "dates": None if dates is None else [str(d.date()) for d in dates],
-                                 # MASE's yardstick: the seasonal naive forecast's mean error on the training zone
-                                 "scale": float(np.mean(np.abs(train_zone[season:] - train_zone[:-season])))
-                                 if len(train_zone) > season else None}
-    return Table(samples, table.origin, table.base_dir)
+        first = w if not inp.max_origins else max(w, last_train + 1 - inp.max_origins)
+        train = np.arange(first, last_train + 1)
+        origins = np.concatenate([train, [n - h - valid] if valid else [], [n - h]]).astype(int)
+        splits = ["train"] * len(train) + (["valid"] if valid else []) + ["test"]
+    view = np.lib.stride_tricks.sliding_window_view(values, w, axis=0)  # [n - w + 1, channels, w]
+    windows = view[origins - w].transpose(0, 2, 1)                      # [origins, w, channels]
+    k = inp.columns.index(out.column) if out.column in inp.columns else None
+    levels = windows.mean(axis=1)                                       # [origins, channels]
+    if k is not None:
+        target_level = levels[:, k]
+    else:
+        target_level = np.lib.stride_tricks.sliding_window_view(target, w)[origins - w].mean(axis=1)
+    if how == "ratio":
+        if (levels <= 0).any() or (target_level <= 0).any():
+            raise DeepstationError(f"{origin}: series {s['id']!r} has a window whose mean is 0 or below; "
+                                   f"scaling: ratio needs positive values; set inputs.{inp.name}.scaling: difference")
+        relative = windows / levels[:, None, :] - 1
+    else:
+        relative = windows - levels[:, None, :]
+    if mode == "predict":
+        goals = [None]
+    else:
+        steps = np.lib.stride_tricks.sliding_window_view(target, h)[origins]  # [origins, h]
+        goals = list((steps / target_level[:, None] - 1 if how == "ratio" else steps - target_level[:, None])
+                     .astype(np.float32))
+    dates = s["dates"]
+    starts = [None] * len(origins) if dates is None else [
+        _next_date(dates) if t >= n else dates.iloc[t] for t in origins]
+    return pd.DataFrame({inp.name: list(relative.astype(np.float32)), out.column: goals, LEVEL: target_level,
+                         SCALE: _mase_scale(s["original"][:len(s["original"]) - h], season)
+                         if mode == "split" else _mase_scale(s["original"], season),
+                         SPLIT: splits, ORIGIN: starts, SERIES: s["id"]})
+
+
+def _gather(inp, out, table, for_prediction: bool, ids) -> list[dict]:
+    """Each series' values (after the optional log), target, original target and dates, in time order."""
+    frame = table.frame
+    values = np.stack([_numbers(frame, c, table.origin, f"inputs.{inp.name}.columns", inp.id)
+                       for c in inp.columns], 1)
+    target = values[:, inp.columns.index(out.column)] if out.column in inp.columns else (
+        None if for_prediction else _numbers(frame, out.column, table.origin, f"outputs.{out.name}.column", inp.id))
+    original = target if target is not None else values[:, 0]
+    if inp.transform == "log":
+        values = _log(values, table.origin, inp.columns)
+        target = None if target is None else _log(target[:, None], table.origin, [out.column])[:, 0]
+    if target is None:  # predicting with a separate target column: the level comes from the first channel
+        target = values[:, 0]
+    if not inp.id:
+        dates = _dates(frame, inp.date, table.origin) if inp.date else None
+        if inp.order:
+            _steps(frame[inp.order], np.arange(len(frame)), table.origin, inp.order, None)
+        return [{"id": None, "values": values, "target": target, "original": original,
+                 "dates": None if dates is None else dates.reset_index(drop=True)}]
+    keys = frame[inp.id]
+    if keys.isna().any():
+        row = int(np.flatnonzero(keys.isna().to_numpy())[0])
+        raise DeepstationError(f"{table.origin}: row {row + 1}, column `{inp.id}` (inputs.{inp.name}.id): the series "
+                               f"id is empty; give every row its series' id")
+    wanted = None if ids is None else {str(i) for i in ids}
+    if wanted is not None:
+        missing = sorted(wanted - set(keys.astype(str)))
+        if missing:
+            raise DeepstationError(f"{table.origin}: no series {missing[0]!r} in column `{inp.id}`; ids look like "
+                                   f"{', '.join(map(str, pd.unique(keys)[:3]))}")
+    dates_all = None
+    if inp.date:
+        dates_all = pd.to_datetime(frame[inp.date], errors="coerce")
+        bad = np.flatnonzero(dates_all.isna().to_numpy())
+        if len(bad):
+            raise DeepstationError(f"{table.origin}: row {bad[0] + 1}, column `{inp.date}`: "
+                                   f"{frame[inp.date].iloc[bad[0]]!r} is not a date; use a form like 2024-01-31")
+    order_all = None
+    if inp.order:
+        order_all = pd.to_numeric(frame[inp.order], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(order_all.to_numpy(dtype=float)))
+        if len(bad):
+            raise DeepstationError(f"{table.origin}: row {bad[0] + 1}, column `{inp.order}` (inputs.{inp.name}.order):"
+                                   f" expected a whole time step, got {frame[inp.order].iloc[bad[0]]!r}")
+    found = []
+    for key, rows in pd.Series(np.arange(len(frame))).groupby(keys.to_numpy(), sort=False):
+        if wanted is not None and str(key) not in wanted:
+            continue
+        rows = rows.to_numpy()
+        if dates_all is not None:
+            rows = rows[np.argsort(dates_all.to_numpy()[rows], kind="stable")]
+            _date_steps(dates_all.iloc[rows], rows, table.origin, inp.date, key)
+        elif order_all is not None:
+            rows = rows[np.argsort(order_all.to_numpy()[rows], kind="stable")]
+            _steps(order_all.iloc[rows], rows, table.origin, inp.order, key)
+        found.append({"id": _plain_id(key), "values": values[rows], "target": target[rows],
+                      "original": original[rows],
+                      "dates": None if dates_all is None else dates_all.iloc[rows].reset_index(drop=True)})
+    return found
+
+
+def _numbers(frame, column, origin, field, id_column) -> np.ndarray:
+    """numeric_column, naming the series of a bad value when there are many."""
+    try:
+        return numeric_column(frame, column, origin, field)
+    except DeepstationError as err:
+        if not id_column:
+            raise
+        parsed = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        row = int(np.flatnonzero(~np.isfinite(parsed))[0])
+        raise DeepstationError(f"{str(err).rstrip('.')} (series {_plain_id(frame[id_column].iloc[row])!r})") from None
+
+
+def _steps(order, rows, origin, column, key) -> None:
+    """Whole steps one apart: a repeat or a gap is named with its series and row."""
+    step = np.diff(order.to_numpy(dtype=float))
+    bad = np.flatnonzero(step != 1)
+    if len(bad):
+        row, where = rows[bad[0] + 1] + 1, "" if key is None else f"series {_plain_id(key)!r}, "
+        what = "repeats a step" if step[bad[0]] == 0 else f"jumps from {order.iloc[bad[0]]} to {order.iloc[bad[0] + 1]}"
+        raise DeepstationError(f"{origin}: {where}row {row}, column `{column}`: {what}; each series needs every step "
+                               f"once (fill gaps, drop duplicates)")
+
+
+def _date_steps(dates, rows, origin, column, key) -> None:
+    gaps = np.diff(dates.to_numpy()).astype("timedelta64[s]").astype(float)
+    repeat = np.flatnonzero(gaps == 0)
+    if len(repeat):
+        raise DeepstationError(f"{origin}: series {_plain_id(key)!r}, row {rows[repeat[0] + 1] + 1}, column "
+                               f"`{column}`: {dates.iloc[repeat[0]].date()} appears twice; drop duplicate rows")
+    if len(gaps) > 2:
+        usual = float(np.median(gaps))
+        gap = np.flatnonzero(gaps > 1.5 * usual)
+        if len(gap):
+            raise DeepstationError(f"{origin}: series {_plain_id(key)!r}, row {rows[gap[0] + 1] + 1}, column "
+                                   f"`{column}`: a gap from {dates.iloc[gap[0]].date()} to "
+                                   f"{dates.iloc[gap[0] + 1].date()}; fill the missing steps")
+
+
+def _plain_id(key):
+    return key.item() if isinstance(key, np.generic) else key
+
+
+def _mase_scale(history: np.ndarray, season: int) -> float:
+    """The in-sample seasonal naive forecast's mean absolute error (one-step naive when the series is shorter than
+    two seasons); NaN when it is 0 (a constant series: MASE is undefined)."""
+    lag = season if len(history) > 2 * season else 1
+    if len(history) <= lag:
+        return float("nan")
+    error = float(np.mean(np.abs(history[lag:] - history[:-lag])))
+    return error if error > 0 else float("nan")
 
 
 def _season(dates) -> int:
@@ -102,10 +261,18 @@ def _season(dates) -> int:
 
 
 def _next_date(dates):
-    freq = pd.infer_freq(dates.iloc[-min(len(dates), 8):])
-    if freq:
-        return dates.iloc[-1] + pd.tseries.frequencies.to_offset(freq)
-    return dates.iloc[-1] + (dates.iloc[-1] - dates.iloc[-2])
+    return future_dates(dates, 1)[0]
+
+
+def future_dates(dates, steps: int) -> list:
+    """The `steps` dates after the last, at the series' own frequency (inferred from its latest dates)."""
+    freq = pd.infer_freq(dates.iloc[-min(len(dates), 8):]) if len(dates) >= 3 else None
+    offset = pd.tseries.frequencies.to_offset(freq) if freq else dates.iloc[-1] - dates.iloc[-2]
+    found, last = [], dates.iloc[-1]
+    for _ in range(steps):
+        last = last + offset
+        found.append(last)
+    return found
 
 
 def _dates(frame, column, origin) -> pd.Series:

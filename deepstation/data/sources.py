@@ -16,6 +16,7 @@ BUILTINS = {
     "airline": "deepstation.data.builtin.series:airline",
     "cpi": "deepstation.data.builtin.series:cpi",
     "copper": "deepstation.data.builtin.series:copper",
+    "m4-weekly": "deepstation.data.builtin.m4:weekly",
     "ucr": "deepstation.data.builtin.series:ucr",  # builtin:ucr/NAME
     "speech": "deepstation.data.builtin.speech:load",
 }

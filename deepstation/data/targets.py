@@ -51,25 +51,27 @@ class CategoryTarget(_Target):
 
 class NumberTarget(_Target):
     """A number per row, or for forecasting (see deepstation.data.series) `horizon` numbers relative to the
-    window's level: the raw values are then [level, y_1..y_H] and decoding adds the level back (and undoes a log)."""
+    window's level: the raw values are then [level, scale, y_1..y_H] (scale: the series' MASE yardstick) and
+    decoding puts the level back (difference or ratio) and undoes a log."""
 
     def __init__(self, spec, state: dict | None = None):
         super().__init__(spec, state)
         self.forecast = state.get("forecast") if state else None
 
     def read(self, table) -> np.ndarray:
-        from deepstation.data.series import LEVEL
+        from deepstation.data.series import LEVEL, SCALE
 
         found = table.frame.attrs.get("forecast")
-        if found:  # what decoding needs; not the series itself
-            self.forecast = {k: found[k] for k in ("log", "horizon", "season", "scale")}
+        if found:  # what decoding needs; not the series themselves
+            self.forecast = {k: found[k] for k in ("log", "horizon", "season", "scaling")}
         if self.forecast:
             return np.column_stack([table.frame[LEVEL].to_numpy(dtype=np.float64),
+                                    table.frame[SCALE].to_numpy(dtype=np.float64),
                                     np.stack(table.frame[self.spec.column].tolist()).astype(np.float64)])
         return numeric_column(table.frame, self.spec.column, table.origin, f"outputs.{self.spec.name}")
 
     def fit(self, raw) -> None:
-        values = raw[:, 1:] if raw.ndim == 2 else raw
+        values = raw[:, 2:] if raw.ndim == 2 else raw
         std = float(values.std()) if len(values) else 1.0
         self.state = {"mean": float(values.mean()) if len(values) else 0.0, "std": std if std > 0 else 1.0,
                       "forecast": self.forecast}
@@ -78,28 +80,36 @@ class NumberTarget(_Target):
         import torch
 
         if raw.ndim == 2:
-            return {"y": torch.tensor((raw[:, 1:] - self.state["mean"]) / self.state["std"], dtype=torch.float32),
-                    "level": torch.tensor(raw[:, 0], dtype=torch.float64)}
+            return {"y": torch.tensor((raw[:, 2:] - self.state["mean"]) / self.state["std"], dtype=torch.float32),
+                    "level": torch.tensor(raw[:, 0], dtype=torch.float64),
+                    "scale": torch.tensor(raw[:, 1], dtype=torch.float64)}
         return torch.tensor((raw - self.state["mean"]) / self.state["std"], dtype=torch.float32)
 
     def decode(self, values, level=None) -> np.ndarray:
-        """Standardised model outputs -> the output's own units."""
+        """Standardised model outputs -> the output's own units. Forecasts ([N, H] or [N, H, quantiles]) need
+        each row's level."""
         values = np.asarray(values, dtype=np.float64) * self.state["std"] + self.state["mean"]
         if level is None:
             return values
-        values = values + np.asarray(level, dtype=np.float64).reshape(-1, *([1] * (values.ndim - 1)))
-        return np.exp(values) if self.state["forecast"]["log"] else values
+        return self.absolute_values(values, level)
+
+    def absolute_values(self, relative: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Values relative to each row's level (as the windows hold them) -> the output's own units."""
+        level = np.asarray(level, dtype=np.float64).reshape(-1, *([1] * (relative.ndim - 1)))
+        f = self.state["forecast"]
+        values = (relative + 1) * level if f.get("scaling") == "ratio" else relative + level
+        return np.exp(values) if f["log"] else values
 
     def absolute(self, raw: np.ndarray) -> np.ndarray:
-        """Raw forecasting targets [level, y...] -> the values in the output's own units."""
-        values = raw[:, 1:] + raw[:, :1]
-        return np.exp(values) if self.state["forecast"]["log"] else values
+        """Raw forecasting targets [level, scale, y...] -> the values in the output's own units."""
+        return self.absolute_values(raw[:, 2:], raw[:, 0])
 
     def unseen(self, raw) -> list:
         return []
 
     def shape(self) -> dict:
-        return {"type": "number", "size": self.spec.horizon}
+        return {"type": "number", "size": self.spec.horizon, "quantiles": list(self.spec.quantiles or []),
+                "mean": self.state["mean"], "std": self.state["std"], "forecast": self.state.get("forecast")}
 
 
 class SequenceTarget(_Target):

@@ -19,8 +19,9 @@ th:first-child,td:first-child{text-align:left}.better{font-weight:bold;color:#06
 
 
 def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred: list | None,
-                 reference: dict | None = None) -> None:
-    from deepstation.training.metrics import higher_is_better
+                 references: list, band=None) -> None:
+    """`band`: the deep model's prediction interval (lower, upper), one row per test row, where it has one."""
+    from deepstation.compare import losses_of_deep, methods
 
     deep, base = result["deep"], result["baseline"]
     sections = [f"<h1>{html.escape(run.task.name)}: learned features against hand-picked ones</h1>",
@@ -28,30 +29,34 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
                 f"{run.summary['precision']} · {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · rows "
                 f"{json.dumps(run.summary['data']['rows'])} · scores on the <b>{split}</b> split</p>"]
 
+    scored = methods(result, split)
+    best = result.get("best", {})
+    titles = {"deep": f"deep: {deep['description']}",
+              "hand-picked": f"hand-picked: {base['description']}" if base else ""}
+    titles.update({r["name"]: f"classical: {r['description']}" for r in result.get("references") or []})
+    head = "".join(f"<th>{html.escape(titles.get(label, label))}</th>" for label, _ in scored)
     rows = []
-    for metric, value in deep["metrics"][split].items():
-        other = base["metrics"].get(split, {}).get(metric) if base else None
-        better = _better(metric, value, other, higher_is_better(metric))
-        rows.append((metric, _fmt(value), _fmt(other), better))
-    rows += [("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base and base["fit_seconds"]), None),
-             ("inference (ms / sample)", _fmt(deep["predict_ms_per_sample"]),
-              _fmt(base and base["predict_ms_per_sample"]), None),
-             ("size", f"{deep['parameters']:,} parameters", f"{base['size']:,} stored numbers" if base else "-", None)]
-    ref = reference["metrics"]["test"] if reference else {}
-    table = "".join(f"<tr><td>{html.escape(m)}</td><td class={'better' if b == 'deep' else ''}>{d}</td>"
-                    f"<td class={'better' if b == 'base' else ''}>{h}</td>"
-                    + (f"<td>{_fmt(ref.get(m))}</td>" if reference else "") + "</tr>" for m, d, h, b in rows)
-    sections.append(f"<h2>Side by side</h2><table><tr><th></th><th>deep: {html.escape(deep['description'])}</th>"
-                    f"<th>hand-picked: {html.escape(base['description']) if base else 'no baseline for this task'}"
-                    f"</th>" + (f"<th>classical reference: {html.escape(reference['description'])}</th>"
-                                if reference else "") + f"</tr>{table}</table>")
+    for metric in dict.fromkeys(k for _, m in scored for k in m):
+        cells = "".join(f"<td class={'better' if label in best.get(metric, []) else ''}>{_fmt(m.get(metric))}</td>"
+                        for label, m in scored)
+        rows.append(f"<tr><td>{html.escape(metric)}</td>{cells}</tr>")
+    blank = "<td>-</td>" * (len(scored) - 2)
+    rows += [f"<tr><td>training time (s)</td><td>{_fmt(deep['fit_seconds'])}</td>"
+             + (f"<td>{_fmt(base['fit_seconds'])}</td>" if base else "") + blank + "</tr>",
+             f"<tr><td>size</td><td>{deep['parameters']:,} parameters</td>"
+             + (f"<td>{base['size']:,} stored numbers</td>" if base else "") + blank + "</tr>"]
+    sections.append(f"<h2>Side by side</h2><p class=muted>bold: the best on each metric, whichever method it is"
+                    f"</p><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+    lost = losses_of_deep(result)
+    if lost:
+        sections.append("<p><b>Where the deep model loses:</b> " + html.escape("; ".join(lost)) + ".</p>")
 
     history = run.folder.history()
     if history:
         sections.append(f"<h2>Learning curves</h2><img src='{plots.learning_curves(history, run.task.trainer.monitor)}'>")
     sections += _examples(run, data, split, deep_pred, base_pred)
     if data.forecast and split == "test":
-        sections.append(_forecast(run, data, deep_pred, base_pred, reference))
+        sections.append(_forecast(run, data, deep_pred, base_pred, references, result, band))
     page = f"<!doctype html><meta charset=utf-8><title>{html.escape(run.task.name)} report</title>" \
            f"<style>{STYLE}</style>{''.join(sections)}"
     files.write_text(run.dir / "report.html", page)
@@ -80,23 +85,32 @@ def _examples(run, data, split: str, deep_pred: list, base_pred: list | None) ->
     return found
 
 
-def _forecast(run, data, deep_pred, base_pred, reference) -> str:
+SERIES_SHOWN = 4
+
+
+def _forecast(run, data, deep_pred, base_pred, references, result, band) -> str:
+    """The held-out horizon of the first few series: history, truth, the deep forecast with its interval, the
+    hand-picked one and the best classical reference."""
     f = data.forecast
-    history, h = np.asarray(f["history"]), f["horizon"]
-    shown = min(len(history) - h, 4 * h)  # enough of the past to see the pattern
-    lines = {"deep": np.asarray(deep_pred[-1])}
-    if base_pred is not None:
-        codec = run.targets[run.task.outputs[0].name]
-        level = data.raw["test"][1][run.task.outputs[0].name][-1:, :1]
-        lines["hand-picked"] = codec.absolute(np.column_stack([level, np.asarray(base_pred[-1])[None]]))[0]
-    if reference:
-        lines[reference["name"]] = reference["prediction"]
-    labels = f["dates"][-(shown + h):] if f.get("dates") else None
-    image = plots.forecast(history[-(shown + h):-h], history[-h:], lines, labels)
-    return f"<h2>Forecast of the held-out horizon</h2><img src='{image}'>"
-
-
-def _better(metric, deep, base, higher: bool):
-    if deep is None or base is None or np.isnan(deep) or np.isnan(base) or deep == base:
-        return None
-    return "deep" if (deep > base) == higher else "base"
+    h = f["horizon"]
+    codec = run.targets[run.task.outputs[0].name]
+    best = result.get("reference", {}).get("name")
+    images = []
+    for i, history in enumerate(f["history"][:SERIES_SHOWN]):
+        history = np.asarray(history)
+        shown = min(len(history) - h, 4 * h)  # enough of the past to see the pattern
+        lines = {"deep": np.asarray(deep_pred[i])}
+        if base_pred is not None:
+            level = data.raw["test"][1][run.task.outputs[0].name][i:i + 1, :2]
+            lines["hand-picked"] = codec.absolute(np.column_stack([level, np.asarray(base_pred[i])[None]]))[0]
+        for r in references:
+            if r["name"] == best:
+                lines[r["name"]] = r["prediction"][i]
+        interval = None if band is None else (band[0][i], band[1][i])
+        dates = f["dates"][i]
+        labels = None if dates is None else [str(d.date()) for d in dates][-(shown + h):]
+        title = None if f.get("ids") is None else f"series {f['ids'][i]}"
+        images.append(f"<img src='{plots.forecast(history[-(shown + h):-h], history[-h:], lines, labels, interval, title)}'>")
+    more = len(f["history"]) - SERIES_SHOWN
+    note = f"<p class=muted>{more} more series scored above, not drawn.</p>" if more > 0 else ""
+    return f"<h2>Forecast of the held-out horizon</h2>{''.join(images)}{note}"

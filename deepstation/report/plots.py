@@ -80,12 +80,19 @@ def image_samples(images: np.ndarray, captions: list[str]) -> str:
     return _png(fig)
 
 
-def forecast(history: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], labels=None) -> str:
+def forecast(history: np.ndarray, truth: np.ndarray, predictions: dict[str, np.ndarray], labels=None,
+             band=None, title=None) -> str:
+    """The history, the held-out truth, each method's forecast and, with `band` (lower, upper), the deep model's
+    prediction interval."""
     fig, ax = _figure(9, 3.2)
     n = len(history)
     x_hist, x_future = np.arange(n), np.arange(n, n + len(truth))
     ax.plot(x_hist, history, color="black", lw=1, label="history")
     ax.plot(x_future, truth, color="black", lw=2, label="held-out truth")
+    if band is not None:
+        ax.fill_between(x_future, band[0], band[1], color="tab:blue", alpha=0.2, label="deep interval")
+    if title:
+        ax.set_title(title, fontsize=9)
     for name, values in predictions.items():
         ax.plot(x_future, values, lw=1.5, label=name)
     if labels is not None:

@@ -56,8 +56,17 @@ def _number(pred, y, codec) -> dict:
     if isinstance(y, dict):  # forecasting: relative to each window's level
         level = y["level"].cpu().numpy()
         return metrics.forecast(codec.decode(y["y"].cpu().numpy(), level), codec.decode(pred["value"].numpy(), level),
-                                codec.state["forecast"]["scale"])
+                                y["scale"].cpu().numpy(), interval(codec, pred, level))
     return metrics.number(codec.decode(y.cpu().numpy()).ravel(), codec.decode(pred["value"].numpy()).ravel())
+
+
+def interval(codec, pred: dict, level):
+    """(lower, upper, alpha) from the outermost predicted quantiles, in the output's units; None without them."""
+    if "quantiles" not in pred:
+        return None
+    q = codec.spec.quantiles
+    values = codec.decode(pred["quantiles"].numpy(), level)
+    return values[..., 0], values[..., -1], 1 - (q[-1] - q[0])
 
 
 def _sequence(pred, y, codec) -> dict:

@@ -58,15 +58,39 @@ def edit_distance(a, b) -> int:
     return previous[-1]
 
 
-def forecast(true: np.ndarray, pred: np.ndarray, scale: float | None) -> dict:
-    """number metrics plus sMAPE (%) and MASE (MAE over the seasonal naive forecast's in-sample MAE)."""
-    true, pred = true.ravel(), pred.ravel()
+def forecast(true: np.ndarray, pred: np.ndarray, scale, interval: tuple | None = None) -> dict:
+    """number metrics plus sMAPE (%) and MASE over rows of forecasts ([rows, horizon]; a row per series and origin):
+    MASE is each row's MAE over its series' in-sample seasonal naive error (`scale`, a number or one per row),
+    averaged over rows, as M4 scores it. `interval` (lower, upper, alpha): a (1 - alpha) prediction interval per
+    point, scored by its coverage and M4's MSIS (interval width plus 2/alpha times each miss, over the scale)."""
+    true, pred = np.atleast_2d(np.asarray(true, dtype=np.float64)), np.atleast_2d(np.asarray(pred, dtype=np.float64))
+    scale = np.broadcast_to(np.asarray(scale if scale is not None else np.nan, dtype=np.float64), (len(true),))
     denom = np.abs(true) + np.abs(pred)
     ok = denom > 0
-    result = number(true, pred)
+    result = number(true.ravel(), pred.ravel())
     result["smape"] = float(np.mean(2 * np.abs(pred - true)[ok] / denom[ok]) * 100) if ok.any() else math.nan
-    result["mase"] = result["mae"] / scale if scale else math.nan
+    result["mase"] = _per_series(np.abs(pred - true).mean(axis=1), scale)
+    if interval is not None:
+        lower, upper, alpha = interval
+        lower, upper = np.atleast_2d(lower), np.atleast_2d(upper)
+        result["coverage"] = float(np.mean((true >= lower) & (true <= upper))) if true.size else math.nan
+        penalty = (upper - lower) + 2 / alpha * ((lower - true) * (true < lower) + (true - upper) * (true > upper))
+        result["msis"] = _per_series(penalty.mean(axis=1), scale)
     return result
+
+
+def _per_series(errors: np.ndarray, scale: np.ndarray) -> float:
+    """Mean of each row's error over its scale; rows of a constant series (no scale) are left out."""
+    ok = np.isfinite(scale) & (scale > 0)
+    return float(np.mean(errors[ok] / scale[ok])) if ok.any() else math.nan
+
+
+def owa(scores: dict, naive2: dict) -> float:
+    """M4's overall weighted average: the mean of sMAPE and MASE, each relative to Naive2's on the same series."""
+    try:
+        return 0.5 * (scores["smape"] / naive2["smape"] + scores["mase"] / naive2["mase"])
+    except (KeyError, TypeError, ZeroDivisionError):
+        return math.nan
 
 
 def names(outputs, forecasting: bool = False) -> list[str]:
@@ -74,6 +98,7 @@ def names(outputs, forecasting: bool = False) -> list[str]:
     result = ["loss"]
     for o in outputs:
         extra = ["smape", "mase"] if forecasting and o.type == "number" else []
+        extra += ["coverage", "msis"] if forecasting and o.type == "number" and o.quantiles else []
         result += [key(o.name, m, len(outputs)) for m in NAMES[o.type] + extra]
     return result
 

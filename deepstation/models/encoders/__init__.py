@@ -28,4 +28,4 @@ def build_encoder(config, shape: dict, temporal: bool = False) -> nn.Module:
     return ENCODERS[config.kind](config, shape)
 
 
-from deepstation.models.encoders import audio, cnn, mlp, series  # noqa: E402,F401  (registers the built-in kinds)
+from deepstation.models.encoders import audio, cnn, mlp, nbeats, series  # noqa: E402,F401  (registers the built-in kinds)
