@@ -122,6 +122,8 @@ class SeriesInput(Strict):
         "auto", description="How a window is made relative to its level (its mean): difference subtracts it, "
                             "ratio divides by it (x / level - 1); auto: ratio for many series without log, else "
                             "difference (after log, a difference is a ratio)")
+    embed_id: int = Field(0, ge=0, description="With `id`: the size of a learned embedding of each series' id, read "
+                                                "beside the window (0: none)")
     max_origins: Optional[int] = Field(None, ge=1, description="Train on the latest N origins of each series only "
                                                                "(recent windows; N-BEATS' history limit)")
 
@@ -398,6 +400,8 @@ def _forecasting_checks(task: Task) -> None:
                 if getattr(i, key) is not None:
                     raise ValueError(f"inputs.{i.name}.{key}: only a forecasting input (with `window`) takes "
                                      f"`{key}`; set inputs.{i.name}.window or remove `{key}`")
+        if i.type == "series" and i.embed_id and not i.id:
+            raise ValueError(f"inputs.{i.name}.embed_id: an id embedding needs `id` naming each row's series")
     for o in task.outputs:
         if o.type == "number" and o.loss in FORECAST_LOSSES and not forecasting:
             raise ValueError(f"outputs.{o.name}.loss: `{o.loss}` scores forecasts; it needs a series input with "

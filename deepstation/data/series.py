@@ -322,7 +322,10 @@ class SeriesCodec:
             month = origin.dt.month.to_numpy() - 1
             cal = np.concatenate([np.eye(12, dtype=np.float32)[month],
                                   np.eye(7, dtype=np.float32)[origin.dt.dayofweek.to_numpy()]], axis=1)
-        return {"x": x, "cal": cal}, np.zeros(len(x), dtype=bool)
+        raw = {"x": x, "cal": cal}
+        if self.spec.window and self.spec.embed_id:
+            raw["id"] = table.frame[SERIES].astype(str).to_numpy(dtype=object)
+        return raw, np.zeros(len(x), dtype=bool)
 
     def _arrays(self, table) -> np.ndarray:
         columns = self.spec.columns
@@ -345,6 +348,8 @@ class SeriesCodec:
         self.state = {"length": int(x.shape[1]), "channels": int(x.shape[2]), "calendar": int(raw["cal"].shape[1]),
                       "mean": x.mean(axis=(0, 1)).tolist() if len(x) else [0.0] * x.shape[2],
                       "std": np.where(std > 0, std, 1.0).tolist()}
+        if "id" in raw:  # index 0 is for a series never seen in training
+            self.state.update(ids=sorted(set(raw["id"].tolist())), embed=self.spec.embed_id)
 
     def encode(self, raw) -> dict:
         import torch
@@ -354,8 +359,13 @@ class SeriesCodec:
         if x.shape[1] != self.state["length"]:
             raise DeepstationError(f"inputs.{self.spec.name}: series of length {x.shape[1]}, but the model was "
                                    f"trained on length {self.state['length']}")
-        return {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "cal": torch.from_numpy(raw["cal"])}
+        found = {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "cal": torch.from_numpy(raw["cal"])}
+        if self.state.get("ids"):
+            index = {name: i + 1 for i, name in enumerate(self.state["ids"])}
+            found["id"] = torch.tensor([index.get(v, 0) for v in raw["id"].tolist()], dtype=torch.long)
+        return found
 
     def shape(self) -> dict:
         return {"type": "series", "length": self.state["length"], "channels": self.state["channels"],
-                "calendar": self.state["calendar"]}
+                "calendar": self.state["calendar"], "ids": len(self.state.get("ids") or []) + 1,
+                "embed": self.state.get("embed", 0)}

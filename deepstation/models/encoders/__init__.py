@@ -22,6 +22,24 @@ def register(kind: str, temporal: bool = False):
     return add
 
 
+class Covariates(nn.Module):
+    """What a series encoder reads beside the values: the calendar features of the origin and, with
+    `embed_id`, a learned embedding of the series' id."""
+
+    def __init__(self, shape: dict):
+        super().__init__()
+        embed = shape.get("embed") or 0
+        self.embedding = nn.Embedding(shape["ids"], embed) if embed else None
+        self.out_dim = shape["calendar"] + embed
+
+    def forward(self, x: dict):
+        import torch
+
+        if self.embedding is None:
+            return x["cal"]
+        return torch.cat([x["cal"], self.embedding(x["id"])], dim=1)
+
+
 def build_encoder(config, shape: dict, temporal: bool = False) -> nn.Module:
     if temporal:
         return ENCODERS[config.kind](config, shape, temporal=True)

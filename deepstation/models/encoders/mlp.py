@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepstation.models.encoders import ACTIVATIONS, register
+from deepstation.models.encoders import ACTIVATIONS, Covariates, register
 
 
 class TableFront(nn.Module):
@@ -31,14 +31,15 @@ class ImageFront(nn.Module):
 
 
 class SeriesFront(nn.Module):
-    """The window's values, flattened, then any calendar features."""
+    """The window's values, flattened, then the calendar features and id embedding, if any."""
 
     def __init__(self, shape: dict):
         super().__init__()
-        self.out_dim = shape["length"] * shape["channels"] + shape["calendar"]
+        self.covariates = Covariates(shape)
+        self.out_dim = shape["length"] * shape["channels"] + self.covariates.out_dim
 
     def forward(self, x: dict) -> torch.Tensor:
-        return torch.cat([x["x"].flatten(1), x["cal"]], dim=1)
+        return torch.cat([x["x"].flatten(1), self.covariates(x)], dim=1)
 
 
 FRONTS = {"table": TableFront, "image": ImageFront, "series": SeriesFront}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepstation.models.encoders import register
+from deepstation.models.encoders import Covariates, register
 
 
 class Block(nn.Module):
@@ -33,12 +33,13 @@ class NBeats(nn.Module):
         super().__init__()
         self.lookback = min(config.lookback or shape["length"], shape["length"])
         window = self.lookback * shape["channels"]
-        self.blocks = nn.ModuleList(Block(window + shape["calendar"], window, shape["forecast"], config)
+        self.covariates = Covariates(shape)  # calendar and id embedding, read by every block beside its residual
+        self.blocks = nn.ModuleList(Block(window + self.covariates.out_dim, window, shape["forecast"], config)
                                     for _ in range(config.blocks))
         self.out_dim = shape["forecast"]
 
     def forward(self, x: dict) -> torch.Tensor:
-        residual, calendar = x["x"][:, -self.lookback:].flatten(1), x["cal"]
+        residual, calendar = x["x"][:, -self.lookback:].flatten(1), self.covariates(x)
         forecast = 0
         for block in self.blocks:
             backcast, part = block(torch.cat([residual, calendar], dim=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepstation.models.encoders import ACTIVATIONS, register
+from deepstation.models.encoders import ACTIVATIONS, Covariates, register
 
 
 class _Series(nn.Module):
@@ -16,7 +16,7 @@ class _Series(nn.Module):
         if self.temporal:
             lengths = torch.full((steps.shape[0],), steps.shape[1], dtype=torch.long, device=steps.device)
             return steps, lengths
-        return torch.cat([self.summarise(steps), x["cal"]], dim=1)
+        return torch.cat([self.summarise(steps), self.covariates(x)], dim=1)
 
     def summarise(self, steps: torch.Tensor) -> torch.Tensor:
         return steps.mean(dim=1)
@@ -33,7 +33,8 @@ class CNN1d(_Series):
                        ACTIVATIONS[config.activation]()]
             channels = out
         self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
-        self.out_dim = channels + (0 if temporal else shape["calendar"])
+        self.covariates = Covariates(shape)
+        self.out_dim = channels + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
         steps = self.body(x["x"].transpose(1, 2)).transpose(1, 2)  # convolve over time
@@ -47,7 +48,8 @@ class GRU(_Series):
         self.rnn = nn.GRU(shape["channels"], config.width, num_layers=config.depth, batch_first=True,
                           dropout=config.dropout if config.depth > 1 else 0.0, bidirectional=temporal)
         self.temporal = temporal
-        self.out_dim = config.width * (2 if temporal else 1) + (0 if temporal else shape["calendar"])
+        self.covariates = Covariates(shape)
+        self.out_dim = config.width * (2 if temporal else 1) + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
         steps, _ = self.rnn(x["x"])
@@ -68,7 +70,8 @@ class Transformer(_Series):
                                            dropout=config.dropout, batch_first=True, norm_first=True)
         self.body = nn.TransformerEncoder(layer, config.depth, enable_nested_tensor=False)
         self.temporal = temporal
-        self.out_dim = config.width + (0 if temporal else shape["calendar"])
+        self.covariates = Covariates(shape)
+        self.out_dim = config.width + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
         return self.finish(self.body(self.embed(x["x"]) + self.position), x)
