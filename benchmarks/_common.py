@@ -19,7 +19,8 @@ HEADER = ("# Benchmark results\n\n"
           "Every figure here comes with the exact command that made it, the date and the machine; each section is "
           "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
           "rerun the command to refresh it.\n")
-ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_doctor", "bench_scale"]  # where a section goes when RESULTS.md lacks it
+ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_forecast", "bench_doctor",
+         "bench_scale"]  # where a section goes when RESULTS.md lacks it
 
 
 def cpu_model() -> str:

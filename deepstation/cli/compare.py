@@ -32,6 +32,7 @@ def run(args) -> int:
 def comparison_table(result: dict):
     """Metrics as rows, methods as columns (deep, hand-picked, each classical reference); the best on each metric
     in bold, whichever method it is."""
+    from rich import box
     from rich.table import Table
 
     from deepstation.cli.render import _fmt
@@ -40,22 +41,31 @@ def comparison_table(result: dict):
     deep, base, split = result["deep"], result["baseline"], result["split"]
     scored = methods(result, split)
     best = result.get("best", {})
-    table = Table(title=f"{result['task']} ({split} split; bold: best)", title_justify="left")
-    titles = {"deep": "deep (learned features)", "hand-picked": "hand-picked features"}
-    table.add_column("")
+    table = Table(title=f"{result['task']} ({split} split): deep = learned features, hand-picked features"
+                        + (", classical references" if len(scored) > 2 else "") + "; bold: the best",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # borderless: 8 columns fit 80
+    table.add_column("", no_wrap=True)
     for label, _ in scored:
-        table.add_column(titles.get(label, label), justify="right")
+        table.add_column(label.replace("_", "\n").replace("-", "-\n"), justify="right", no_wrap=True)
     for metric in dict.fromkeys(k for _, m in scored for k in m):
-        table.add_row(metric, *[(f"[bold]{_fmt(m.get(metric))}[/bold]" if label in best.get(metric, [])
-                                 else _fmt(m.get(metric))) for label, m in scored])
+        table.add_row(metric, *[(f"[bold]{_brief(m.get(metric))}[/bold]" if label in best.get(metric, [])
+                                 else _brief(m.get(metric))) for label, m in scored])
     extra = ["-"] * (len(scored) - 2)
     if base:
-        table.add_row("training time (s)", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]), *extra)
-        table.add_row("inference (ms/sample)", _fmt(deep["predict_ms_per_sample"]),
-                      _fmt(base["predict_ms_per_sample"]), *extra)
-        table.add_row("parameters / stored numbers", f"{deep['parameters']:,}", f"{base['size']:,}", *extra)
+        table.add_row("training s", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]), *extra)
+        table.add_row("ms / sample", _fmt(deep["predict_ms_per_sample"]), _fmt(base["predict_ms_per_sample"]), *extra)
+        table.add_row("size", f"{deep['parameters']:,}", f"{base['size']:,}", *extra)
     lost = losses_of_deep(result)
     if lost:
         table.caption = "deep loses on " + "; ".join(lost)
         table.caption_justify = "left"
     return table
+
+
+def _brief(value) -> str:
+    """Four significant digits: eight methods side by side fit in 80 columns."""
+    from deepstation.cli.render import _fmt
+
+    if not isinstance(value, (int, float)) or abs(value) >= 1000:
+        return _fmt(value)
+    return f"{value:.4g}"
