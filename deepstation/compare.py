@@ -28,8 +28,7 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, tra
         "deep": {"run": run.id, "run_dir": str(run.dir.resolve()), "metrics": run.metrics,
                  "fit_seconds": run.summary["seconds"], "predict_ms_per_sample": round(deep_ms, 4),
                  "parameters": run.summary["parameters"], "backtest": run.summary.get("backtest"),
-                 "description": ", ".join(f"{i.name}: {run.task.encoder_for(i.name).kind} encoder"
-                                          for i in run.task.inputs) + " (features learned)"},
+                 "description": _describe(run.task)},
         "baseline": baseline,
         "report": str((run.dir / "report.html").resolve()),
     }
@@ -44,6 +43,17 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, tra
     files.write_json(run.dir / "compare.json", result)
     _track(run, result)
     return result
+
+
+def _describe(task) -> str:
+    text = ", ".join(f"{i.name}: {task.encoder_for(i.name).kind} encoder" for i in task.inputs) + " (features learned)"
+    ens = task.model.ensemble
+    if ens is not None:
+        text += f", an ensemble of {ens.members} combined by the median"
+        if ens.losses:
+            text += f" (losses {', '.join(ens.losses)}"
+            text += f"; lookbacks {', '.join(map(str, ens.lookbacks))})" if ens.lookbacks else ")"
+    return text
 
 
 def _track(run, result: dict) -> None:

@@ -31,9 +31,11 @@ def run(args) -> int:
 
 def comparison_table(result: dict):
     """Metrics as rows, methods as columns (deep, hand-picked, each classical reference); the best on each metric
-    in bold, whichever method it is."""
+    in bold, whichever method it is; then a line per method saying what it is."""
     from rich import box
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     from deepstation.cli.render import _fmt
     from deepstation.compare import losses_of_deep, methods
@@ -41,9 +43,8 @@ def comparison_table(result: dict):
     deep, base, split = result["deep"], result["baseline"], result["split"]
     scored = methods(result, split)
     best = result.get("best", {})
-    table = Table(title=f"{result['task']} ({split} split): deep = learned features, hand-picked features"
-                        + (", classical references" if len(scored) > 2 else "") + "; bold: the best",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)  # borderless: 8 columns fit 80
+    table = Table(title=f"{result['task']} ({split} split)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,  # borderless: 8 columns fit 80
+                  caption="bold: the best on each metric", caption_justify="left")
     table.add_column("", no_wrap=True)
     for label, _ in scored:
         table.add_column(label.replace("_", "\n").replace("-", "-\n"), justify="right", no_wrap=True)
@@ -57,9 +58,12 @@ def comparison_table(result: dict):
         table.add_row("size", f"{deep['parameters']:,}", f"{base['size']:,}", *extra)
     lost = losses_of_deep(result)
     if lost:
-        table.caption = "deep loses on " + "; ".join(lost)
-        table.caption_justify = "left"
-    return table
+        table.caption += "; deep loses on " + "; ".join(lost)
+    legend = [f"deep: {deep['description']}"]
+    if base:
+        legend.append(f"hand-picked features: {base['description']}")
+    legend += [f"{r['name']}: {r['description']}" for r in result.get("references") or []]
+    return Group(table, Text("\n".join(legend), style="dim"))
 
 
 def _brief(value) -> str:
