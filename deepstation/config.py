@@ -124,6 +124,9 @@ class SeriesInput(Strict):
                             "difference (after log, a difference is a ratio)")
     embed_id: int = Field(0, ge=0, description="With `id`: the size of a learned embedding of each series' id, read "
                                                 "beside the window (0: none)")
+    min_history: Optional[int] = Field(None, ge=1, description="Forecast from origins with at least this many past "
+                                                               "points, padding the window on the left with the "
+                                                               "series' first value; default: the whole window")
     max_origins: Optional[int] = Field(None, ge=1, description="Train on the latest N origins of each series only "
                                                                "(recent windows; N-BEATS' history limit)")
 
@@ -396,12 +399,15 @@ def _forecasting_checks(task: Task) -> None:
     forecasting = next((i for i in task.inputs if i.type == "series" and i.window), None)
     for i in task.inputs:
         if i.type == "series" and not i.window:
-            for key in ("id", "order", "season", "max_origins"):
+            for key in ("id", "order", "season", "max_origins", "min_history"):
                 if getattr(i, key) is not None:
                     raise ValueError(f"inputs.{i.name}.{key}: only a forecasting input (with `window`) takes "
                                      f"`{key}`; set inputs.{i.name}.window or remove `{key}`")
         if i.type == "series" and i.embed_id and not i.id:
             raise ValueError(f"inputs.{i.name}.embed_id: an id embedding needs `id` naming each row's series")
+        if i.type == "series" and i.window and i.min_history and i.min_history > i.window:
+            raise ValueError(f"inputs.{i.name}.min_history: {i.min_history} is longer than the window ({i.window}); "
+                             f"lower it or leave it out")
     for o in task.outputs:
         if o.type == "number" and o.loss in FORECAST_LOSSES and not forecasting:
             raise ValueError(f"outputs.{o.name}.loss: `{o.loss}` scores forecasts; it needs a series input with "

@@ -241,3 +241,16 @@ def test_m4_weekly_example_runs_end_to_end(tmp_path):
     assert out["deep"]["metrics"]["test"]["owa"] > 0 and len(out["references"]) == 5
     naive2 = next(r for r in out["references"] if r["name"] == "naive2")["metrics"]["test"]
     assert naive2["smape"] == pytest.approx(9.161, abs=0.001) and naive2["mase"] == pytest.approx(2.777, abs=0.001)
+
+
+def test_min_history_pads_short_windows_with_the_first_value(panel_csv):
+    frame = panel()
+    raw = panel_task(panel_csv, inputs=[{**panel_task(panel_csv)["inputs"][0], "min_history": 3}])
+    w = windows(raw, frame).frame
+    s0 = w[w[SERIES] == "s0"]
+    values = frame[frame["store"] == "s0"].sort_values("t")["sales"].to_numpy()
+    assert len(s0[s0[SPLIT] == "train"]) == len(values) - 3 - 3 * H + 1  # origins from the 3rd point on
+    first = s0.iloc[0]
+    window = (first["history"][:, 0] + 1) * first[LEVEL]
+    assert np.allclose(window, [values[0]] * (W - 3) + list(values[:3]))  # padded on the left
+    assert np.isclose(first[LEVEL], window.mean())

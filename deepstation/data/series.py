@@ -58,7 +58,8 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
     series = _gather(inp, out, table, for_prediction, ids)
     w, h = inp.window, out.horizon
     valid = 0 if for_prediction or task.data.split.valid == 0 else h
-    needed = w + (0 if for_prediction else h if mode == "all" else h + valid + h)  # a training sample, valid, test
+    least = inp.min_history or w  # the past an origin needs; a shorter one is padded to the window
+    needed = least + (0 if for_prediction else h if mode == "all" else h + valid + h)  # a training sample, valid, test
     how = scaling_of(inp)
     season = inp.season or _season(series[0]["dates"])
     parts, kept, skipped = [], [], []
@@ -69,14 +70,15 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
         n = len(s["values"])
         if n < needed:
             where = f"series {s['id']!r}" if inp.id else "the series"
-            message = (f"{table.origin}: {where} has {n} points; window {w} and horizon {h} need at least {needed} "
-                       f"(a training sample, {valid} for validation, {h} for test); lower inputs.{inp.name}.window "
-                       f"or outputs.{out.name}.horizon, or add data")
+            message = (f"{table.origin}: {where} has {n} points; {'window' if least == w else 'min_history'} "
+                       f"{least} and horizon {h} need at least {needed} (a training sample, {valid} for validation, "
+                       f"{h} for test); lower inputs.{inp.name}.{'window' if least == w else 'min_history'} or "
+                       f"outputs.{out.name}.horizon, or add data")
             if inp.id and task.data.on_bad_sample == "skip":
                 skipped.append(s["id"])
                 continue
             raise DeepstationError(message + ("" if not inp.id else " (or set data.on_bad_sample: skip)"))
-        parts.append(_series_windows(s, inp, out, mode, w, h, valid, how, season, table.origin))
+        parts.append(_series_windows(s, inp, out, mode, w, least, h, valid, how, season, table.origin))
         kept.append(s)
     if skipped:
         print(f"warning: {table.origin}: skipped {len(skipped)} series shorter than {needed} points: "
@@ -95,28 +97,32 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
     return Table(samples, table.origin, table.base_dir)
 
 
-def _series_windows(s, inp, out, mode, w, h, valid, how, season, origin) -> pd.DataFrame:
-    """One series' samples: a row per origin with the window, the target, their level and the split."""
+def _series_windows(s, inp, out, mode, w, least, h, valid, how, season, origin) -> pd.DataFrame:
+    """One series' samples: a row per origin with the window, the target, their level and the split. An origin
+    needs `least` past points; a window reaching before the series' start repeats its first value."""
+    pad = w - least
     values, target, n = s["values"], s["target"], len(s["values"])
     if mode == "predict":
         origins, splits = np.asarray([n]), ["predict"]
     elif mode == "all":
-        origins = np.arange(w, n - h + 1)
+        origins = np.arange(least, n - h + 1)
         splits = ["test"] * len(origins)
     else:
         last_train = n - h - valid - h  # the last origin whose target ends before the held-out points
-        first = w if not inp.max_origins else max(w, last_train + 1 - inp.max_origins)
+        first = least if not inp.max_origins else max(least, last_train + 1 - inp.max_origins)
         train = np.arange(first, last_train + 1)
         origins = np.concatenate([train, [n - h - valid] if valid else [], [n - h]]).astype(int)
         splits = ["train"] * len(train) + (["valid"] if valid else []) + ["test"]
-    view = np.lib.stride_tricks.sliding_window_view(values, w, axis=0)  # [n - w + 1, channels, w]
-    windows = view[origins - w].transpose(0, 2, 1)                      # [origins, w, channels]
+    padded = np.concatenate([np.repeat(values[:1], pad, axis=0), values]) if pad else values
+    view = np.lib.stride_tricks.sliding_window_view(padded, w, axis=0)  # [n + pad - w + 1, channels, w]
+    windows = view[origins + pad - w].transpose(0, 2, 1)                # [origins, w, channels]
     k = inp.columns.index(out.column) if out.column in inp.columns else None
     levels = windows.mean(axis=1)                                       # [origins, channels]
     if k is not None:
         target_level = levels[:, k]
     else:
-        target_level = np.lib.stride_tricks.sliding_window_view(target, w)[origins - w].mean(axis=1)
+        padded = np.concatenate([np.repeat(target[:1], pad), target]) if pad else target
+        target_level = np.lib.stride_tricks.sliding_window_view(padded, w)[origins + pad - w].mean(axis=1)
     if how == "ratio":
         if (levels <= 0).any() or (target_level <= 0).any():
             raise DeepstationError(f"{origin}: series {s['id']!r} has a window whose mean is 0 or below; "
