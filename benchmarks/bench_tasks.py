@@ -47,7 +47,8 @@ Command: `{command(python_cmd() + ' benchmarks/bench_tasks.py')}` Â· {today()} Â
 Machine: {machine()}
 
 Each row is one `deepstation compare TASK --json`: the deep model (best epoch by validation) and the hand-picked
-baseline on the task's test split; *classical* is the forecasting reference (Holt-Winters) or pocketsphinx.
+baseline on the task's test split; *classical* is the best forecasting reference by MASE (of naive, seasonal
+naive, Naive2, ETS and Theta; benchmarks/bench_forecast.py has them all) or pocketsphinx.
 
 | task | metric | deep | hand-picked | classical | target | training: deep / baseline |
 |---|---|---|---|---|---|---|

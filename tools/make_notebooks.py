@@ -42,13 +42,13 @@ QUICK = bool(os.environ.get("DEEPSTATION_MAX_EPOCHS"))
 
 
 def side_by_side(result):
-    """Learned features, hand-picked features and the classical reference, scored on the same rows."""
+    """Learned features, hand-picked features and the classical references, scored on the same rows."""
     split = result["split"]
     rows = {"deep: learned features": result["deep"]["metrics"][split]}
     if result["baseline"]:
         rows[f"hand-picked features: {result['baseline']['name']}"] = result["baseline"]["metrics"][split]
-    if result.get("reference"):
-        rows[f"classical: {result['reference']['name']}"] = result["reference"]["metrics"]["test"]
+    for reference in result.get("references") or []:
+        rows[f"classical: {reference['name']}"] = reference["metrics"]["test"]
     return pd.DataFrame(rows).T.drop(columns="loss", errors="ignore")
 
 
@@ -136,8 +136,9 @@ def forecasting() -> list:
             "# Series → prices: forecasting\n\n"
             "Forecast a whole horizon of a price-like series from the window before it. The deep model learns from "
             "windows of the log series relative to their level (an MLP); the hand-picked baseline regresses on lags "
-            "and rolling means (ridge), and Holt-Winters exponential smoothing is the classical reference. The last "
-            "horizon is held out for test, and no training target reaches into it.\n\n"
+            "and rolling means (ridge), and the classical references (naive, seasonal naive, Naive2, ETS, Theta) are "
+            "fitted as the M4 competition did. The last horizon is held out for test, and no training target "
+            "reaches into it.\n\n"
             "`SERIES` picks the task: `airline` (monthly airline passengers 1949-1960, the last 36 months held out; "
             "`examples/airline.yaml`) or `cpi` (the US consumer price index, quarterly 1959-2009, the last 8 "
             "quarters held out; `examples/cpi.yaml`)."),
@@ -266,7 +267,7 @@ def tour() -> list:
             "| [captions.ipynb](captions.ipynb) | images → caption: digit strips read by a CNN + GRU + CTC, beside "
             "segmentation, HOG and an SVM |\n"
             "| [forecasting.ipynb](forecasting.ipynb) | series → prices: airline passengers or US CPI, beside lag "
-            "features with ridge regression and Holt-Winters |\n"
+            "features with ridge regression, ETS, Theta and the naive forecasts |\n"
             "| [transcription.ipynb](transcription.ipynb) | audio → words: spoken digits, beside MFCCs with an SVM "
             "and pocketsphinx |\n"
             "| [r-tour.ipynb](r-tour.ipynb) | the R kernel: classical forecasts of the same airline series, and a "
