@@ -76,7 +76,7 @@ def python_kernel() -> str:
 
 @pytest.mark.parametrize("name, expect, figures", [
     ("captions.ipynb", ["hand-picked features: SegmentAndClassify", "report: "], 2),
-    ("forecasting.ipynb", ["hand-picked features: LagRegression", "classical: ExponentialSmoothing"], 3),
+    ("forecasting.ipynb", ["hand-picked features: LagRegression", "classical: ets"], 3),
     ("transcription.ipynb", ["hand-picked features: MfccSegments", "transcribed"], 1),
     ("tour.ipynb", ["ready", "probability", "usage: deepstation"], 0),
 ])

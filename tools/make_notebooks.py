@@ -182,12 +182,12 @@ result = compare(task)
 side_by_side(result)'''),
         new_code_cell('learning_curve(result["deep"]["run_dir"])'),
         new_markdown_cell("## The forecast against what happened\n\n`predict` takes the history (a DataFrame with "
-                          "the date and value columns) and forecasts the next `horizon` points after it."),
+                          "the date and value columns) and forecasts the next `horizon` points after it, one row per step."),
         new_code_cell('''\
 run = deepstation.load(result["deep"]["run_dir"])
 forecast = run.predict(series.iloc[:-horizon])
 held_out = series.iloc[-horizon:]
-predicted = forecast.filter(like="next_pred_").iloc[0].to_numpy()
+predicted = forecast["forecast"].to_numpy()  # one row per step: step, date, forecast
 
 recent = series.iloc[-4 * horizon:]
 fig, ax = plt.subplots(figsize=(7, 3))
