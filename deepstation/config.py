@@ -280,6 +280,9 @@ class ModelSpec(Strict):
     combiner: Combiner = Combiner()
     ensemble: Optional[Ensemble] = Field(None, description="Forecasting: an ensemble of members differing in seed, "
                                                            "lookback and loss, combined by the median")
+    base: Literal["none", "naive", "seasonal_naive"] = Field(
+        "none", description="Forecasting: add the network's output to this classical forecast read off the window, "
+                            "so that it learns the correction (a hybrid)")
 
 
 # --- trainer ----------------------------------------------------------------------------------
@@ -421,6 +424,14 @@ def _forecasting_checks(task: Task) -> None:
                          f"`window` and a number output with `horizon`")
     if uses_nbeats and task.model.combiner.width:
         raise ValueError("model.combiner.width: an nbeats encoder gives the forecast itself; set the width to 0")
+    if task.model.base != "none":
+        out = next((o for o in task.outputs if o.type == "number"), None)
+        if not forecasting or out is None:
+            raise ValueError(f"model.base: `{task.model.base}` is a forecast; it needs a series input with `window` "
+                             f"and a number output")
+        if out.column not in forecasting.columns:
+            raise ValueError(f"model.base: `{task.model.base}` repeats past values of `{out.column}`; add it to "
+                             f"inputs.{forecasting.name}.columns")
     ens = task.model.ensemble
     if ens is None:
         return

@@ -254,3 +254,38 @@ def test_min_history_pads_short_windows_with_the_first_value(panel_csv):
     window = (first["history"][:, 0] + 1) * first[LEVEL]
     assert np.allclose(window, [values[0]] * (W - 3) + list(values[:3]))  # padded on the left
     assert np.isclose(first[LEVEL], window.mean())
+
+
+def test_a_hybrid_adds_the_network_to_a_seasonal_naive_forecast():
+    """model.base: with the network's output at zero, the forecast is the seasonal naive one, in the series' units."""
+    from deepstation.data.prepare import prepare
+    from deepstation.models.assemble import build_model
+    from deepstation.training.evaluate import run_batches
+    from deepstation.training.device import plan
+
+    frame = panel()
+    task = load_task(panel_task("x.csv", model={"base": "seasonal_naive", "encoders": {"history": {"kind": "mlp"}}}))
+    data = prepare(task, Table(frame, "stores.csv", None))
+    model = build_model(task, data.codecs, data.targets)
+    head = model.heads["next"].linear
+    torch.nn.init.zeros_(head.weight), torch.nn.init.zeros_(head.bias)
+    test = data.parts["test"]
+    preds, _ = run_batches(model, test.features, plan("cpu", "fp32"), 64)
+    codec = data.targets["next"]
+    forecast = codec.decode(preds["next"]["value"].numpy(), test.targets["next"]["level"].numpy())
+    for i, history in enumerate(data.forecast["history"]):
+        past = np.asarray(history)[:-H]
+        assert np.allclose(forecast[i], past[-6:][:H], rtol=1e-4)  # season 6: the same weeks one season before
+        assert np.allclose(preds["next"]["quantiles"][i, :, 0].numpy(), preds["next"]["value"][i].numpy())
+
+
+def test_a_seasonal_base_needs_a_season_of_window():
+    from deepstation.data.prepare import prepare
+    from deepstation.errors import DeepstationError
+    from deepstation.models.assemble import build_model
+
+    task = load_task(panel_task("x.csv", model={"base": "seasonal_naive"},
+                                inputs=[{**panel_task("x")["inputs"][0], "season": 12}]))
+    data = prepare(task, Table(panel(), "stores.csv", None))
+    with pytest.raises(DeepstationError, match="repeats the last season \\(12 steps\\), but a window reads 8"):
+        build_model(task, data.codecs, data.targets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from deepstation.models.base import build_base
 from deepstation.models.encoders import build_encoder
 from deepstation.models.heads import HEADS
 
@@ -12,12 +13,13 @@ class TaskModel(nn.Module):
     """Encoders -> concatenation -> combiner -> heads. With a sequence output the one encoder runs in temporal
     mode: sequence heads read its time steps, the other heads their mean."""
 
-    def __init__(self, encoders: dict, combiner: nn.Module, heads: dict, temporal: bool = False):
+    def __init__(self, encoders: dict, combiner: nn.Module, heads: dict, temporal: bool = False, base=None):
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         self.combiner = combiner
         self.heads = nn.ModuleDict(heads)
         self.temporal = temporal
+        self.base = base  # a classical forecast the (single, number) head's output is added to; None: none
 
     def forward(self, features: dict) -> dict:
         if self.temporal:
@@ -27,7 +29,12 @@ class TaskModel(nn.Module):
             return {n: head((steps, lengths)) if head.temporal else head(z) for n, head in self.heads.items()}
         z = torch.cat([enc(features[name]) for name, enc in self.encoders.items()], dim=1)
         z = self.combiner(z)
-        return {name: head(z) for name, head in self.heads.items()}
+        out = {name: head(z) for name, head in self.heads.items()}
+        if self.base is not None:
+            (name, value), = out.items()
+            base = self.base(features)  # [batch, horizon]; quantile outputs [batch, 1 + quantiles, horizon]
+            out[name] = value + (base.unsqueeze(1) if value.ndim == 3 else base.reshape(value.shape))
+        return out
 
     def loss(self, out: dict, targets: dict) -> torch.Tensor:
         return sum(head.loss(out[name], targets[name]) for name, head in self.heads.items())
@@ -104,7 +111,7 @@ def _single(task, codecs: dict, targets: dict, lookback: int | None = None) -> T
     heads = {o.name: HEADS[o.type](dim if HEADS[o.type].temporal else vector_dim,
                                    {**targets[o.name].shape(), "direct": direct}, o)
              for o in task.outputs}
-    return TaskModel(encoders, combiner, heads, temporal)
+    return TaskModel(encoders, combiner, heads, temporal, build_base(task, codecs, targets))
 
 
 def _mean_over_time(steps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -31,10 +31,10 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
 
     scored = methods(result, split)
     best = result.get("best", {})
-    titles = {"deep": f"deep: {deep['description']}",
-              "hand-picked": f"hand-picked: {base['description']}" if base else ""}
-    titles.update({r["name"]: f"classical: {r['description']}" for r in result.get("references") or []})
-    head = "".join(f"<th>{html.escape(titles.get(label, label))}</th>" for label, _ in scored)
+    titles = {"deep": deep["description"], "hand-picked": f"hand-picked features: {base['description']}" if base else ""}
+    titles.update({r["name"]: r["description"] for r in result.get("references") or []})
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in scored)
+    legend = "".join(f"<li><b>{html.escape(label)}</b>: {html.escape(titles.get(label, ''))}</li>" for label, _ in scored)
     rows = []
     for metric in dict.fromkeys(k for _, m in scored for k in m):
         cells = "".join(f"<td class={'better' if label in best.get(metric, []) else ''}>{_fmt(m.get(metric))}</td>"
@@ -46,7 +46,7 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
              f"<tr><td>size</td><td>{deep['parameters']:,} parameters</td>"
              + (f"<td>{base['size']:,} stored numbers</td>" if base else "") + blank + "</tr>"]
     sections.append(f"<h2>Side by side</h2><p class=muted>bold: the best on each metric, whichever method it is"
-                    f"</p><table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+                    f"</p><table><tr><th></th>{head}</tr>{''.join(rows)}</table><ul class=muted>{legend}</ul>")
     lost = losses_of_deep(result)
     if lost:
         sections.append("<p><b>Where the deep model loses:</b> " + html.escape("; ".join(lost)) + ".</p>")
