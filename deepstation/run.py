@@ -212,7 +212,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         "tracking_run_id": tracker.run_id if tracker is not None else None,
         "scale": outcome.scale,  # workers, global and per-worker batch, learning rate, restarts (deepstation.scale)
         "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
-                 "unseen_labels": data.unseen},
+                 "unseen_labels": data.unseen, **({"series": len(data.forecast["history"]), "skipped_series":
+                                                   data.forecast["skipped"]} if data.forecast else {})},
     })
     if task.data.split.backtest > 1 and data.forecast:
         summary["backtest"] = _finite(backtest(task, table, plan, summary["metrics"].get("test", {})))

@@ -213,7 +213,8 @@ def test_short_series_are_skipped_with_a_warning_when_asked(tmp_path):
     result = cli("train", write_task(tmp_path, panel_task(path, data={"on_bad_sample": "skip"},
                                                           trainer={"epochs": 1})), "--json", "--no-track", check=0)
     assert "skipped 1 series shorter than 20 points: s0" in result.stderr
-    assert last_json(result.stdout)["data"]["rows"]["test"] == 3
+    summary = last_json(result.stdout)
+    assert summary["data"]["rows"]["test"] == 3 and summary["data"]["skipped_series"] == ["s0"]
 
 
 @pytest.mark.parametrize("change, expected", [

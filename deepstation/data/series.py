@@ -91,7 +91,7 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
         "log": inp.transform == "log", "horizon": h, "season": season, "scaling": how,
         "ids": [s["id"] for s in kept] if inp.id else None, "skipped": skipped,
         "history": [s["original"] for s in kept],  # each series in the output's units, test points included
-        "dates": [None if s["dates"] is None else s["dates"] for s in kept],
+        "dates": [s["dates"] for s in kept],
         # MASE's yardstick per series, as M4 defines it: on everything before the test horizon
         "scale": np.asarray([_mase_scale(s["original"][:len(s["original"]) - h], season) for s in kept])}
     return Table(samples, table.origin, table.base_dir)
