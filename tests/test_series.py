@@ -155,3 +155,13 @@ def test_a_backtest_longer_than_the_series_fails_before_training(sales_csv, tmp_
     raw["data"]["split"]["backtest"] = 9
     line = user_error(cli("train", write_task(tmp_path, raw)))
     assert "data.split.backtest: 9" in line and not (tmp_path / "runs").exists()
+
+
+def test_demo_summary_marks_the_winner_and_says_when_deep_loses(sales_csv, tmp_path):
+    result = cli("demo", "--tasks", write_task(tmp_path, forecast_task(sales_csv, epochs=1)), "--json", check=0)
+    out = last_json(result.stdout)["tasks"][0]
+    winners = out["best"]["mape"]
+    said = [ln for ln in result.stderr.splitlines() if ln.startswith("sales: the deep model loses on mape")]
+    assert len(said) == (0 if "deep" in winners else 1)
+    if said:
+        assert said[0].startswith(f"sales: the deep model loses on mape: {winners[0]} ")

@@ -24,7 +24,7 @@ def run(args) -> int:
 
     from deepstation.cli import render
     from deepstation.cli.compare import comparison_table
-    from deepstation.compare import HEADLINE, compare
+    from deepstation.compare import HEADLINE, compare, losses_of_deep
     from deepstation.config import load_task
     from deepstation.training.progress import Bar
 
@@ -52,6 +52,10 @@ def run(args) -> int:
         shown[2] = f"{shown[2]} ({ref['name']})" if ref else "-"
         summary.add_row(name, metric, *shown, ", ".join(winners) or "-", r["report"])
     out.print(summary, soft_wrap=True)
+    for name, metric, r in results:  # said plainly, not only by a bold figure
+        lost = [line for line in losses_of_deep(r) if line.startswith(f"{metric}:")]
+        if lost:
+            out.print(f"{name}: the deep model loses on {lost[0]}", soft_wrap=True)
     if args.json:
         render.print_json({"seconds": round(time.perf_counter() - began, 1),
                            "tasks": [{"task": n, "metric": m, **r} for n, m, r in results]})
