@@ -73,10 +73,8 @@ def _track(run, result: dict) -> None:
 def _deep_predictions(run, part):
     """Decoded predictions of the first output for `part`, the time per sample in ms, and the prediction interval
     (lower, upper) where the output has quantiles."""
-    from deepstation.training.evaluate import interval
-
     from deepstation.run import _on
-    from deepstation.training.evaluate import run_batches
+    from deepstation.training.evaluate import interval, run_batches
 
     features = _on(part, run.plan.device).features
     began = time.perf_counter()
@@ -177,6 +175,8 @@ def winners(result: dict, split: str, task=None) -> dict[str, list[str]]:
 
 def losses_of_deep(result: dict) -> list[str]:
     """Plain sentences for every metric the deep model does not win: who wins, and by how much."""
+    from deepstation.report import fmt
+
     split, said = result["split"], []
     scored = dict(methods(result, split))
     for metric, labels in result.get("best", {}).items():
@@ -186,14 +186,8 @@ def losses_of_deep(result: dict) -> list[str]:
         deep, other = scored["deep"].get(metric), scored[winner].get(metric)
         if deep is None or other is None:
             continue
-        said.append(f"{metric}: {winner} {_short(other)} beats deep {_short(deep)}")
+        said.append(f"{metric}: {winner} {fmt(other)} beats deep {fmt(deep)}")
     return said
-
-
-def _short(value: float) -> str:
-    from deepstation.report import fmt
-
-    return fmt(value)
 
 
 def _reference(task, data, split: str) -> list[dict] | None:
