@@ -56,6 +56,7 @@ bench: setup
 	$(PY) benchmarks/bench_cli.py
 	$(PY) benchmarks/bench_accuracy.py
 	$(PY) benchmarks/bench_tasks.py
+	$(PY) benchmarks/bench_forecast.py
 	$(PY) benchmarks/bench_doctor.py
 	$(PY) benchmarks/bench_scale.py
 

@@ -166,6 +166,7 @@ def test_metrics_score_each_series_against_its_own_scale():
 
 @pytest.mark.parametrize("change, task_change, expected", [
     (lambda f: f.drop(columns=["store"]), None, "column `store` (named by inputs.history.id) is missing"),
+    (lambda f: f.drop(columns=["t"]), None, "column `t` (named by inputs.history.order) is missing"),
     (lambda f: pd.concat([f, f.iloc[[3]]]), None, "repeats a step"),
     (lambda f: f.drop(index=f.index[(f["store"] == "s1") & (f["t"] == 20)]), None, "series 's1', row"),
     (lambda f: f.assign(sales=f["sales"].astype(object).where(~((f["store"] == "s2") & (f["t"] == 7)), "abc")), None,
