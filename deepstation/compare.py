@@ -144,6 +144,15 @@ def methods(result: dict, split: str) -> list[tuple[str, dict]]:
     return found
 
 
+def descriptions(result: dict) -> dict[str, str]:
+    """label -> what the method is, one line each, in the order of `methods`."""
+    found = {"deep": result["deep"]["description"]}
+    if result.get("baseline"):
+        found["hand-picked"] = f"hand-picked features: {result['baseline']['description']}"
+    found.update({r["name"]: r["description"] for r in result.get("references") or []})
+    return found
+
+
 def winners(result: dict, split: str, task=None) -> dict[str, list[str]]:
     """Per metric, the labels of the methods that score best on it (ties share); no method is favoured. Coverage
     is best nearest the interval's nominal level; the loss is not compared (each method has its own)."""

@@ -38,7 +38,7 @@ def comparison_table(result: dict):
     from rich.text import Text
 
     from deepstation.cli.render import _fmt
-    from deepstation.compare import losses_of_deep, methods
+    from deepstation.compare import descriptions, losses_of_deep, methods
 
     deep, base, split = result["deep"], result["baseline"], result["split"]
     scored = methods(result, split)
@@ -59,10 +59,7 @@ def comparison_table(result: dict):
     lost = losses_of_deep(result)
     if lost:
         table.caption += "; deep loses on " + "; ".join(lost)
-    legend = [f"deep: {deep['description']}"]
-    if base:
-        legend.append(f"hand-picked features: {base['description']}")
-    legend += [f"{r['name']}: {r['description']}" for r in result.get("references") or []]
+    legend = [f"{label}: {text}" if label != "hand-picked" else text for label, text in descriptions(result).items()]
     return Group(table, Text("\n".join(legend), style="dim"))
 
 

@@ -78,7 +78,9 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
                 skipped.append(s["id"])
                 continue
             raise DeepstationError(message + ("" if not inp.id else " (or set data.on_bad_sample: skip)"))
-        parts.append(_series_windows(s, inp, out, mode, w, least, h, valid, how, season, table.origin))
+        # MASE's yardstick, as M4 defines it: on everything before the test horizon (scoring other data: all of it)
+        s["scale"] = _mase_scale(s["original"][:n - h] if mode == "split" else s["original"], season)
+        parts.append(_series_windows(s, inp, out, mode, w, least, h, valid, how, table.origin))
         kept.append(s)
     if skipped:
         print(f"warning: {table.origin}: skipped {len(skipped)} series shorter than {needed} points: "
@@ -91,13 +93,11 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
         "log": inp.transform == "log", "horizon": h, "season": season, "scaling": how,
         "ids": [s["id"] for s in kept] if inp.id else None, "skipped": skipped,
         "history": [s["original"] for s in kept],  # each series in the output's units, test points included
-        "dates": [s["dates"] for s in kept],
-        # MASE's yardstick per series, as M4 defines it: on everything before the test horizon
-        "scale": np.asarray([_mase_scale(s["original"][:len(s["original"]) - h], season) for s in kept])}
+        "dates": [s["dates"] for s in kept], "scale": np.asarray([s["scale"] for s in kept])}
     return Table(samples, table.origin, table.base_dir)
 
 
-def _series_windows(s, inp, out, mode, w, least, h, valid, how, season, origin) -> pd.DataFrame:
+def _series_windows(s, inp, out, mode, w, least, h, valid, how, origin) -> pd.DataFrame:
     """One series' samples: a row per origin with the window, the target, their level and the split. An origin
     needs `least` past points; a window reaching before the series' start repeats its first value."""
     pad = w - least
@@ -125,7 +125,8 @@ def _series_windows(s, inp, out, mode, w, least, h, valid, how, season, origin) 
         target_level = np.lib.stride_tricks.sliding_window_view(padded, w)[origins + pad - w].mean(axis=1)
     if how == "ratio":
         if (levels <= 0).any() or (target_level <= 0).any():
-            raise DeepstationError(f"{origin}: series {s['id']!r} has a window whose mean is 0 or below; "
+            where = "the series" if s["id"] is None else f"series {s['id']!r}"
+            raise DeepstationError(f"{origin}: {where} has a window whose mean is 0 or below; "
                                    f"scaling: ratio needs positive values; set inputs.{inp.name}.scaling: difference")
         relative = windows / levels[:, None, :] - 1
     else:
@@ -140,9 +141,7 @@ def _series_windows(s, inp, out, mode, w, least, h, valid, how, season, origin) 
     starts = [None] * len(origins) if dates is None else [
         _next_date(dates) if t >= n else dates.iloc[t] for t in origins]
     return pd.DataFrame({inp.name: list(relative.astype(np.float32)), out.column: goals, LEVEL: target_level,
-                         SCALE: _mase_scale(s["original"][:len(s["original"]) - h], season)
-                         if mode == "split" else _mase_scale(s["original"], season),
-                         SPLIT: splits, ORIGIN: starts, SERIES: s["id"]})
+                         SCALE: s["scale"], SPLIT: splits, ORIGIN: starts, SERIES: s["id"]})
 
 
 def _gather(inp, out, table, for_prediction: bool, ids) -> list[dict]:

@@ -21,7 +21,7 @@ th:first-child,td:first-child{text-align:left}.better{font-weight:bold;color:#06
 def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred: list | None,
                  references: list, band=None) -> None:
     """`band`: the deep model's prediction interval (lower, upper), one row per test row, where it has one."""
-    from deepstation.compare import losses_of_deep, methods
+    from deepstation.compare import descriptions, losses_of_deep, methods
 
     deep, base = result["deep"], result["baseline"]
     sections = [f"<h1>{html.escape(run.task.name)}: learned features against hand-picked ones</h1>",
@@ -31,8 +31,7 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
 
     scored = methods(result, split)
     best = result.get("best", {})
-    titles = {"deep": deep["description"], "hand-picked": f"hand-picked features: {base['description']}" if base else ""}
-    titles.update({r["name"]: r["description"] for r in result.get("references") or []})
+    titles = descriptions(result)
     head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in scored)
     legend = "".join(f"<li><b>{html.escape(label)}</b>: {html.escape(titles.get(label, ''))}</li>" for label, _ in scored)
     rows = []
@@ -43,6 +42,8 @@ def write_report(run, result: dict, data, split: str, deep_pred: list, base_pred
     blank = "<td>-</td>" * (len(scored) - 2)
     rows += [f"<tr><td>training time (s)</td><td>{_fmt(deep['fit_seconds'])}</td>"
              + (f"<td>{_fmt(base['fit_seconds'])}</td>" if base else "") + blank + "</tr>",
+             f"<tr><td>inference (ms / sample)</td><td>{_fmt(deep['predict_ms_per_sample'])}</td>"
+             + (f"<td>{_fmt(base['predict_ms_per_sample'])}</td>" if base else "") + blank + "</tr>",
              f"<tr><td>size</td><td>{deep['parameters']:,} parameters</td>"
              + (f"<td>{base['size']:,} stored numbers</td>" if base else "") + blank + "</tr>"]
     sections.append(f"<h2>Side by side</h2><p class=muted>bold: the best on each metric, whichever method it is"
