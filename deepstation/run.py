@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,10 +59,19 @@ class RunFolder:
         if not (folder.path / "run.json").is_file():
             raise DeepstationError(f"{path}: not a deepstation run folder (no run.json); pass a folder made by "
                                    f"`deepstation train`, such as runs/<name>-<timestamp>")
+        if folder.status() != "running":  # a kill mid-write left a temporary file: gone at the next read
+            folder.clean()
         if not (folder.path / "config.yaml").is_file():
             raise DeepstationError(f"{path}: the run stopped before it wrote its config.yaml; nothing to resume or "
                                    f"load, train the task again")
         return folder
+
+    def clean(self) -> list[Path]:
+        """Delete the temporary files a killed write left in the folder; return them."""
+        stale = files.stale_temp(self.path)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def __getattr__(self, name):  # folder.config, folder.checkpoint, ... -> paths
         names = {"info": "run.json", "config": "config.yaml", "preprocess": "preprocess.json",
@@ -95,7 +106,8 @@ class RunFolder:
         self._pending = []
 
     def save_best(self, weights: dict) -> None:
-        self._pending.append((self.best, weights))  # the loop's own CPU copy: no snapshot needed
+        # the loop's own CPU copy: no snapshot needed; a newer best replaces one still waiting for its checkpoint
+        self._pending = [w for w in self._pending if w[0] != self.best] + [(self.best, weights)]
 
     def flush(self) -> None:
         """Wait for the background writes; called when training ends, whichever way."""
@@ -131,6 +143,24 @@ class RunFolder:
         return [json.loads(ln) for ln in self.metrics.read_text().splitlines() if ln.strip()]
 
 
+def clean_runs_dir(root) -> None:
+    """Tidy what kills left under `root`: temporary files in finished or dead runs' folders, and folders a kill
+    cut short before their run.json (they hold nothing but a stale temporary file)."""
+    for path in Path(root).iterdir() if Path(root).is_dir() else []:
+        if not path.is_dir():
+            continue
+        if (path / "run.json").is_file():
+            folder = RunFolder(path)
+            if folder.status() != "running":
+                folder.clean()
+            continue
+        stale, present = files.stale_temp(path), list(path.iterdir())
+        if stale and sorted(stale) == sorted(present):
+            for item in stale:
+                item.unlink(missing_ok=True)
+            path.rmdir()
+
+
 def train(task, *, epochs: int | None = None, device: str | None = None, runs_dir=None, resume=None,
           progress=None, track: bool | None = None, workers=None, gpus_per_worker: float | None = None,
           ray_address: str | None = None) -> "Run":
@@ -164,6 +194,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     table = read_source(task.data.source, task.data.index, task.data.options)
     data = prepare(task, table)
+    notes = _check_data(task, data)  # refusals before any folder is made; warnings go to stderr and summary.json
     if task.data.split.backtest > 1 and data.forecast:
         _check_backtest(task, table)
     seed(cfg.seed)
@@ -210,6 +241,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         "device": str(plan.device), "precision": plan.precision, "parameters": parameter_count(model),
         "seconds": round(time.perf_counter() - began, 3), "torch": torch.__version__,
         "tracking_run_id": tracker.run_id if tracker is not None else None,
+        "warnings": notes,
         "scale": outcome.scale,  # workers, global and per-worker batch, learning rate, restarts (deepstation.scale)
         "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
                  "unseen_labels": data.unseen, **({"series": len(data.forecast["history"]), "skipped_series":
@@ -510,11 +542,75 @@ def _check_monitor(task: Task) -> None:
                                f"data.split.valid is 0; set data.split.valid above 0 or monitor `loss`")
 
 
+def _check_data(task: Task, data) -> list[str]:
+    """What the split and the labels allow, before anything trains: refuse a run whose results would mean nothing
+    (no test rows, one class, a monitor no validation row can give); warn about what is legal but likely wrong."""
+    import sys
+
+    from deepstation.data.series import forecasting_input
+
+    rows = {split: len(part) for split, part in data.parts.items()}
+    where = f"data.split.column `{task.data.split.column}`" if task.data.split.column else "data.split"
+    if not rows["test"]:
+        raise DeepstationError(f"{where}: the split leaves no test rows ({rows['train']} train, {rows['valid']} "
+                               f"valid), so the run could not be scored; set data.split.test above 0 or mark test rows")
+    notes = []
+    if not rows["valid"]:
+        if task.trainer.monitor != "loss":
+            raise DeepstationError(f"trainer.monitor: `{task.trainer.monitor}` needs validation rows, but {where} "
+                                   f"leaves none; set data.split.valid above 0, mark valid rows, or monitor `loss`")
+        notes.append(f"{where} leaves no validation rows: the best epoch is picked by the training loss")
+    for out in task.outputs:
+        if out.type == "category" and len(data.targets[out.name].state["labels"]) < 2 and not out.allow_single_class:
+            label = data.targets[out.name].state["labels"][0]
+            raise DeepstationError(f"outputs.{out.name}: column `{out.column}` holds one class only ({label!r}) in "
+                                   f"the {rows['train']} training rows, so every prediction would be right by "
+                                   f"default; check the column, or set allow_single_class: true")
+    history = forecasting_input(task)
+    for inp in task.inputs:
+        if inp is history:  # a forecast's window of the output's own past is the point, not a leak
+            continue
+        used = set(getattr(inp, "columns", None) or []) | set(getattr(inp, "categorical", None) or [])
+        used |= {inp.column} if isinstance(getattr(inp, "column", None), str) else set()
+        for out in task.outputs:
+            if out.column in used:
+                notes.append(f"inputs.{inp.name} reads column `{out.column}`, which outputs.{out.name} predicts: the "
+                             f"answer is among the inputs (target leakage); remove it from the input")
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return notes
+
+
 def _write_task(folder: RunFolder, task: Task, data) -> None:
     import yaml
 
-    files.write_text(folder.config, yaml.safe_dump(task.model_dump(mode="json"), sort_keys=False))
+    stored = task.model_dump(mode="json")
+    for note in _keep_secrets_out(stored):
+        print(f"warning: {note}", file=sys.stderr)
+    files.write_text(folder.config, yaml.safe_dump(stored, sort_keys=False))
     files.write_json(folder.preprocess, data.state())
+
+
+# A password written in a URL of the task never reaches the run folder (nor, through it, the tracking store's
+# artifacts): the stored URL names one of these environment variables instead, which resume and evaluate expand.
+SECRET_VARIABLES = {"data.source.sql.url": "DEEPSTATION_SQL_PASSWORD", "tracking.uri": "DEEPSTATION_TRACKING_PASSWORD"}
+_USERINFO = re.compile(r"^([^:/]+://[^:/@]*:)([^/?#]*)(@.*)$", re.DOTALL)
+
+
+def _keep_secrets_out(dumped: dict) -> list[str]:
+    """Replace, in the dumped task, each literal password of a URL by ${VARIABLE}; say what was done."""
+    source, notes = dumped["data"]["source"], []
+    places = [(source["sql"], "url", "data.source.sql.url")] if isinstance(source, dict) else []
+    places.append((dumped["tracking"], "uri", "tracking.uri"))
+    for holder, key, where in places:
+        match = _USERINFO.match(holder.get(key) or "")
+        if match and match.group(2) and "$" not in match.group(2):
+            variable = SECRET_VARIABLES[where]
+            holder[key] = f"{match.group(1)}${{{variable}}}{match.group(3)}"
+            notes.append(f"{where}: the password written in the task is stored in the run folder as ${{{variable}}}; "
+                         f"export {variable} to resume or evaluate this run, and keep passwords in the environment "
+                         f"(see docs/tracking.md, Secrets)")
+    return notes
 
 
 def _on(part, device):
@@ -549,15 +645,7 @@ def _epoch_of(line: str):
 
 
 def _alive(pid) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return bool(pid) and files.alive(int(pid))
 
 
 def _now() -> str:

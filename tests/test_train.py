@@ -71,7 +71,7 @@ def _history(run_dir):
 
 @pytest.mark.parametrize("schedule", ["constant", "onecycle"])
 def test_resume_ends_like_an_uninterrupted_run(table_csv, monkeypatch, schedule):
-    raw = table_task(table_csv, epochs=5, schedule=schedule)
+    raw = table_task(table_csv, epochs=5, schedule=schedule, checkpoint_every=0)  # a checkpoint every epoch
     raw["model"]["encoders"]["features"]["dropout"] = 0.3  # the random state must be restored too
     whole = deepstation.train(raw)
     with monkeypatch.context() as m:
@@ -133,9 +133,9 @@ def test_a_diverging_loss_stops_and_keeps_the_last_good_checkpoint(table_csv, mo
         return value
 
     monkeypatch.setattr(TaskModel, "loss", loss)
-    result = cli("train", write_task(table_csv.parent, table_task(table_csv, epochs=4)))
+    result = cli("train", write_task(table_csv.parent, table_task(table_csv, epochs=4, checkpoint_every=0)))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "loss became nan at epoch 2, step 3 of 5" in result.stderr
+    assert "loss became nan at epoch 2, step 3 of 5; the checkpoint of epoch 1 is kept" in result.stderr
     run_dir = next((table_csv.parent / "runs").iterdir())
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"

@@ -66,9 +66,12 @@ def _up_to_date(folder: Path, cursor: dict) -> bool:
 
 def pending_folders(runs_dir, store: Store) -> list[Path]:
     """Run folders under `runs_dir` tracked in `store` with something left to send."""
+    from deepstation.run import clean_runs_dir
+
     root = Path(runs_dir)
     if not root.is_dir():
         return []
+    clean_runs_dir(root)  # runs list and runs sync read the folders: what kills left goes now
     found = []
     for cursor_path in sorted(root.glob(f"*/{CURSOR}")):
         cursor = read_cursor(cursor_path.parent)

@@ -7,12 +7,14 @@ DataLoader, no worker processes, one CPU-GPU sync per epoch.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
 
 import torch
 
-from deepstation.errors import TrainingError
+from deepstation.errors import DeepstationError, TrainingError
 from deepstation.scale.sync import ALONE
 from deepstation.training.evaluate import evaluate
 from deepstation.training.metrics import improved
@@ -75,73 +77,133 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
         best_state = store.load_best()
     _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (first - 1) * steps, steps * cfg.epochs))
 
-    began = time.perf_counter()
-    stopped = "completed"
+    scheduled, scaling = cfg.schedule != "constant", scaler.is_enabled()
+    began = saved_at = time.perf_counter()
+    stopped, saved_epoch = "completed", first - 1
     epoch = first - 1
     progress.start(cfg.epochs, first - 1, cfg.monitor)
     try:
-        for epoch in range(first, cfg.epochs + 1):
-            model.train()
-            started = time.perf_counter()
-            order = dist.shard(torch.randperm(n, generator=shuffle)).to(device)
-            losses = []
-            for step in range(steps):
-                if cfg.schedule != "constant":
-                    _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
-                                                     steps * cfg.epochs))
-                index = order[step * bs:(step + 1) * bs]
-                xb, yb = take(x_train, index), take(y_train, index)
-                with plan.autocast():
-                    out = step_model(xb)
-                    loss = model.loss(out, yb)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.detach())
-            losses = dist.mean(torch.stack(losses).float()).cpu()  # note: the epoch's one CPU-GPU sync point
-            if not torch.isfinite(losses).all():
-                bad = int(torch.nonzero(~torch.isfinite(losses))[0])
-                raise TrainingError(
-                    f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of {steps}; "
-                    f"the last good checkpoint (epoch {epoch - 1}) is kept; lower trainer.learning_rate or set "
-                    f"trainer.grad_clip")
-            seconds = time.perf_counter() - started
+        with Interrupts() as interrupts:
+            for epoch in range(first, cfg.epochs + 1):
+                model.train()
+                started = time.perf_counter()
+                order = dist.shard(torch.randperm(n, generator=shuffle)).to(device)
+                losses = []
+                for step in range(steps):
+                    if scheduled:
+                        _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
+                                                         steps * cfg.epochs))
+                    index = order[step * bs:(step + 1) * bs]
+                    xb, yb = take(x_train, index), take(y_train, index)
+                    with plan.autocast():
+                        loss = model.loss(step_model(xb), yb)
+                    optimizer.zero_grad(set_to_none=True)
+                    if scaling:  # fp16: scale the loss, unscale before clipping, skip steps that overflowed
+                        scaler.scale(loss).backward()
+                        if cfg.grad_clip:
+                            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        loss.backward()
+                        if cfg.grad_clip:
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                        optimizer.step()
+                    losses.append(loss.detach())
+                losses = dist.mean(torch.stack(losses).float()).cpu()  # note: the epoch's one CPU-GPU sync point
+                if not torch.isfinite(losses).all():
+                    bad = int(torch.nonzero(~torch.isfinite(losses))[0])
+                    kept = f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch else "no checkpoint was kept"
+                    raise TrainingError(
+                        f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of "
+                        f"{steps}; {kept}; lower trainer.learning_rate or set trainer.grad_clip")
+                seconds = time.perf_counter() - started
 
-            record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
-                      "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
-            if len(valid):
-                record["valid"] = dist.rank0(evaluate, model, valid_dev, plan, cfg.eval_batch_size, codecs)
-            value = record[split][cfg.monitor]
-            if improved(cfg.monitor, value, best):
-                best, best_epoch, stale = value, epoch, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                store.save_best(best_state)
-            else:
-                stale += 1
+                record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
+                          "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
+                if len(valid):
+                    record["valid"] = dist.rank0(evaluate, model, valid_dev, plan, cfg.eval_batch_size, codecs)
+                value = _monitored(record, split, cfg.monitor)
+                if improved(cfg.monitor, value, best):
+                    best, best_epoch, stale = value, epoch, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                    store.save_best(best_state)
+                else:
+                    stale += 1
+                store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
 
-            store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
-            state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scaler": scaler.state_dict(), "shuffle": shuffle.get_state(), "rng": torch.get_rng_state(),
-                     "best": best, "best_epoch": best_epoch, "stale": stale}
-            if device.type == "cuda":
-                state["cuda_rng"] = torch.cuda.get_rng_state(device)
-            store.save_checkpoint(state)
-            progress.epoch(record)
-
-            if cfg.patience and stale >= cfg.patience:
-                stopped = "early_stop"
-                break
-            if cfg.max_minutes and dist.any(time.perf_counter() - began >= cfg.max_minutes * 60):
-                stopped = "time_budget"
-                break
+                if cfg.patience and stale >= cfg.patience:
+                    stopped = "early_stop"
+                elif cfg.max_minutes and dist.any(time.perf_counter() - began >= cfg.max_minutes * 60):
+                    stopped = "time_budget"
+                progress.epoch(record)
+                now = time.perf_counter()
+                if (checkpoint_due(now - started, now - saved_at, cfg.checkpoint_every) or stopped != "completed"
+                        or epoch == cfg.epochs or interrupts.asked):  # always the last epoch, and a stopped one
+                    _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device)
+                    saved_at, saved_epoch = now, epoch
+                interrupts.saved = saved_epoch == epoch
+                if interrupts.asked:  # a signal during an epoch not yet checkpointed: it is now, so stop
+                    if saved_epoch != epoch:  # (it came between the two lines above)
+                        _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device)
+                    raise KeyboardInterrupt
+                if stopped != "completed":
+                    break
     finally:
         store.flush()  # the background checkpoint writes, whichever way the loop ended
         progress.close()
     return Outcome(epochs=epoch, best_epoch=best_epoch, best=best, stopped=stopped, best_state=best_state)
+
+
+def checkpoint_due(epoch_seconds: float, since_saved: float, every: float) -> bool:
+    """Every epoch of a second or more (its checkpoint costs little beside it); shorter ones every `every`
+    seconds, so a tiny model does not spend its time writing files."""
+    return epoch_seconds >= 1 or since_saved >= every
+
+
+def _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device) -> None:
+    """Everything --resume needs to go on as if never stopped (the background writer snapshots it)."""
+    state = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scaler": scaler.state_dict(), "shuffle": shuffle.get_state(), "rng": torch.get_rng_state(),
+             "best": best, "best_epoch": best_epoch, "stale": stale}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    store.save_checkpoint(state)
+
+
+def _monitored(record: dict, split: str, monitor: str) -> float:
+    found = record[split]
+    if monitor not in found:  # the config check refuses this before training; a guard, should a metric go missing
+        raise DeepstationError(f"trainer.monitor: `{monitor}` is not among the {split} metrics this task reports "
+                               f"({', '.join(found)}); monitor one of those")
+    return found[monitor]
+
+
+class Interrupts:
+    """SIGINT and SIGTERM during training, in the main thread. When the last finished epoch is checkpointed
+    (`saved`), they interrupt at once, as Ctrl-C always does; when it is not (short epochs are checkpointed every
+    trainer.checkpoint_every seconds), the running epoch finishes, is checkpointed, and then training stops, so
+    `--resume` loses nothing. A second signal interrupts at once."""
+
+    def __init__(self):
+        self.asked, self.saved, self._before = None, True, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._before[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._before.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.saved or self.asked:
+            raise KeyboardInterrupt
+        self.asked = signum
 
 
 def _set_lr(optimizer, lr: float) -> None:
