@@ -118,7 +118,7 @@ def test_the_environment_snapshot_falls_back_to_a_minimal_one(monkeypatch):
 
 
 def test_resume_continues_the_same_mlflow_run(table_csv, every_epoch, monkeypatch):
-    raw = task_in("resumed", table_csv, epochs=5)
+    raw = task_in("resumed", table_csv, epochs=5, checkpoint_every=0)  # a checkpoint every epoch
     real = RunFolder.save_checkpoint
 
     def save_then_stop(self, state):
@@ -337,6 +337,107 @@ def test_store_still_away_at_the_end_then_sync_sends_the_rest(table_csv, every_e
     assert client().get_run(run_id).info.status == "FINISHED" and steps(client(), run_id) == [1, 2, 3, 4]
     assert "test.mae" in client().get_run(run_id).data.metrics
     assert "up to date" in cli("runs", "sync", run.dir, check=0).stdout
+
+
+class Locked:
+    """The SQLite store held in an exclusive transaction by another connection, as another process would hold it,
+    from the moment the loop has written a given epoch's line (before that epoch is sent); store calls made on
+    the loop's thread while it is held are recorded."""
+
+    def __init__(self, db: Path, monkeypatch):
+        import sqlite3
+
+        from deepstation.track.store import Store
+
+        self.conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+        self.held, self.loop, self.loop_calls = False, None, []
+        real = Store.call
+
+        def call(store, method, *args, **kwargs):
+            if self.held and threading.current_thread() is self.loop:
+                self.loop_calls.append(method)
+            return real(store, method, *args, **kwargs)
+
+        monkeypatch.setattr(Store, "call", call)
+
+    def from_epoch(self, monkeypatch, epoch: int) -> None:
+        real, locked = RunFolder.append_metrics, self
+
+        def append(folder, record):
+            real(folder, record)
+            locked.loop = threading.current_thread()
+            if record["epoch"] == epoch:
+                locked.hold()
+
+        monkeypatch.setattr(RunFolder, "append_metrics", append)
+
+    def hold(self) -> None:
+        self.conn.execute("BEGIN EXCLUSIVE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.conn.execute("ROLLBACK")
+
+
+@pytest.fixture
+def locked(tmp_path, monkeypatch):
+    """A store of its own (locking the session's would stall other tests), held by `Locked`; released at the end."""
+    db = tmp_path / "locked.db"
+    monkeypatch.setenv("DEEPSTATION_TRACKING_URI", f"sqlite:///{db}")
+    lock = Locked(db, monkeypatch)
+    yield lock
+    lock.release()
+    lock.conn.close()
+
+
+def test_a_locked_store_makes_the_tracker_buffer_never_the_loop_wait(table_csv, every_epoch, locked, monkeypatch,
+                                                                    capsys):
+    from deepstation.track.tracker import Tracker, _complete_lines
+
+    monkeypatch.setattr(Tracker, "SLOW_S", 0.0)  # the next epoch finds epoch 1's send, stuck on the lock, slow
+    locked.from_epoch(monkeypatch, 1)
+    real, seen = Tracker.finish, {}
+
+    def finish(tracker, status):  # the loop is over: what it did under the lock, then the lock goes
+        seen["lines"] = len(_complete_lines(tracker.folder.metrics))
+        seen["sent"] = json.loads((tracker.folder.path / "tracking.json").read_text())["sent_lines"]
+        seen["held"] = locked.held
+        locked.release()
+        real(tracker, status)
+
+    monkeypatch.setattr(Tracker, "finish", finish)
+    run = deepstation.train(task_in("locked", table_csv, epochs=6))
+    assert seen == {"lines": 6, "sent": seen["sent"], "held": True} and seen["sent"] <= 1  # six epochs, lock held
+    assert locked.loop_calls == []  # the loop's thread never called the store while it was locked
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "slow to answer" in warnings[0] and "metrics.jsonl" in warnings[0]
+    run_id = run.summary["tracking_run_id"]
+    assert client().get_run(run_id).info.status == "FINISHED"
+    assert steps(client(), run_id) == [1, 2, 3, 4, 5, 6]  # the buffered epochs, each sent once
+    assert json.loads((run.dir / "tracking.json").read_text())["finished"]
+
+
+def test_a_store_still_locked_at_the_end_is_left_to_runs_sync(table_csv, every_epoch, locked, monkeypatch,
+                                                              capsys):
+    from deepstation.track.tracker import Tracker
+
+    monkeypatch.setattr(Tracker, "FINISH_WAIT_S", 0.2)  # the send in flight outlasts finish's wait
+    locked.from_epoch(monkeypatch, 1)
+    run = deepstation.train(task_in("locked-end", table_csv, epochs=3))
+    assert locked.loop_calls == [] and "runs sync" in capsys.readouterr().err
+    cursor = json.loads((run.dir / "tracking.json").read_text())
+    assert not cursor["finished"] and cursor["status"] == "FINISHED" and cursor["usage"]["wall_seconds"] > 0
+    locked.release()
+    for sender in [t for t in threading.enumerate() if t.name == "deepstation-tracking"]:
+        sender.join(timeout=60)  # its send goes through, then it ends (a process that exits ends it sooner)
+        assert not sender.is_alive()
+    assert "synced" in cli("runs", "sync", run.dir, check=0).stdout
+    run_id = run.summary["tracking_run_id"]
+    assert client().get_run(run_id).info.status == "FINISHED"
+    assert steps(client(), run_id) == [1, 2, 3]  # the sender's lines and sync's, none twice
+    assert "test.mae" in client().get_run(run_id).data.metrics
 
 
 def concurrent_runs(uri: str, experiment: str, tmp_path, n_runs=8, epochs=20) -> list:

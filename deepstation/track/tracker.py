@@ -3,11 +3,13 @@
   metrics.jsonl   every epoch, written by the training loop whether the store is up or not
   tracking.json   the cursor: {uri (masked), run_id, experiment, sent_lines, finished, status, usage, extra}
 
-After each epoch (the loop's store is wrapped: `append_metrics` writes the folder's line, then sends the lines
-the store has not had) and at the end, the lines past `sent_lines` go to the store in one log_batch. A store
-lost mid-run costs one warning line: training goes on, the lines wait in the folder and go when the store is
-back, at a later epoch or at the end; if it is still away at the end, `deepstation runs sync` (or the next
-`deepstation runs list`) sends the rest and closes the run. Nothing a run learns lives only in the store.
+After each epoch (the loop's store is wrapped: `append_metrics` writes the folder's line, then asks for the lines
+the store has not had to be sent) and at the end, the lines past `sent_lines` go to the store in one log_batch.
+The sending is done by one background thread per run, one send at a time: the training loop never waits on the
+store. A store that answers slowly (SQLite locked by another process, a far server) or not at all costs one
+warning line: training goes on, the lines wait in the folder and go when the store answers, at a later epoch or
+at the end; if it is still away at the end, `deepstation runs sync` (or the next `deepstation runs list`) sends
+the rest and closes the run. Nothing a run learns lives only in the store.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -48,6 +51,8 @@ class Tracker:
     """One training run's link to its MLflow run: start(), wrap() the loop's store, finish()."""
 
     SYNC_EVERY_S = 1.0  # epochs shorter than this are sent together: one store write a second at most
+    SLOW_S = 5.0  # a send that takes longer than this is worth one warning line
+    FINISH_WAIT_S = 60.0  # at the end, how long to wait for the send in flight before leaving it to `runs sync`
 
     def __init__(self, store: Store, task):
         self.store, self.task = store, task
@@ -55,6 +60,12 @@ class Tracker:
         self._began = time.monotonic()
         self._warned = False
         self._retry_at = self._synced_at = 0.0
+        # the sender: one thread, one send at a time. `_lock` guards the cursor (its changes and its file) and the
+        # fields below; a send's store calls run outside it, so the training thread never waits on the store
+        self._lock = threading.Condition()
+        self._sender: threading.Thread | None = None
+        self._asked = self._closed = False
+        self._busy_since: float | None = None  # when the send in flight was asked for; None when idle
 
     @classmethod
     def connect(cls, task) -> "Tracker | None":
@@ -106,34 +117,88 @@ class Tracker:
         return TrackedStore(store, self)
 
     def sync(self) -> bool:
-        """Send the lines of metrics.jsonl the store has not had; on failure warn once and keep them."""
-        began = time.monotonic()
-        if began < max(self._retry_at, self._synced_at + self.SYNC_EVERY_S):
-            return False
-        try:
-            _send_lines(self.store, self.folder.path, self.cursor)
-        except Exception as err:
-            self._lost(err, time.monotonic() - began)
-            return False
-        self._retry_at, self._synced_at = 0.0, time.monotonic()
+        """Ask the sender to send the lines of metrics.jsonl the store has not had; returns at once. False when
+        nothing was asked: too soon after the last send, a failed store not yet due again, or a send still in
+        flight (the lines wait in the folder for the next one)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._closed or self.cursor is None:
+                return False
+            if self._busy_since is not None:
+                if now - self._busy_since > self.SLOW_S:
+                    self._slow(now - self._busy_since)
+                return False
+            if now < max(self._retry_at, self._synced_at + self.SYNC_EVERY_S):
+                return False
+            self._asked, self._busy_since = True, now
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._send_loop, name="deepstation-tracking", daemon=True)
+                self._sender.start()
+            self._lock.notify_all()
         return True
 
     def finish(self, status: str) -> None:
-        """Close the MLflow run: FINISHED (with final metrics, usage and artifacts), FAILED or KILLED. A store
-        still away leaves the rest in tracking.json for `deepstation runs sync`."""
-        if self.cursor is None:
-            return
-        self.cursor["wall_seconds"] = self.cursor.get("wall_seconds", 0.0) + time.monotonic() - self._began
-        self.cursor["status"] = status
-        self.cursor["usage"] = _usage(self.folder.path, self.cursor["wall_seconds"], self.device, self.task)
-        self._save()
+        """Close the MLflow run: FINISHED (with final metrics, usage and artifacts), FAILED or KILLED. Waits for a
+        send in flight (FINISH_WAIT_S at most), then sends the rest on this thread. A store still away, or still
+        busy with that send, leaves the rest in tracking.json for `deepstation runs sync`."""
+        with self._lock:
+            self._closed, self._asked = True, False  # the sender takes no new send and ends after its own
+            self._lock.notify_all()
+            if self.cursor is None:
+                return
+            self._lock.wait_for(lambda: self._busy_since is None, timeout=self.FINISH_WAIT_S)
+            busy = self._busy_since is not None
+            self.cursor["wall_seconds"] = self.cursor.get("wall_seconds", 0.0) + time.monotonic() - self._began
+            self.cursor["status"] = status
+            self.cursor["usage"] = _usage(self.folder.path, self.cursor["wall_seconds"], self.device, self.task)
+            self._save()
         try:
-            push_final(self.store, self.folder.path, self.cursor)
+            if busy:  # the sender still owns the lines past `sent_lines`: sending them here too would repeat them
+                raise TimeoutError(f"a send took over {self.FINISH_WAIT_S:.0f} s")
+            push_final(self.store, self.folder.path, self.cursor)  # the sender is done: the cursor is this thread's
         except Exception as err:
-            self._lost(err, 0.0, force=True)
+            with self._lock:
+                self._lost(err, 0.0, force=True)
             print(f"warning: tracking store {self.store.shown} unreachable at the end of the run; it is kept in "
                   f"{self.folder.path / CURSOR}: `deepstation runs sync {self.folder.path}` sends the rest",
                   file=sys.stderr)
+
+    def _send_loop(self) -> None:
+        """The sender thread: one send per request, until finish()."""
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._asked or self._closed)
+                if not self._asked:
+                    self._busy_since = None
+                    self._lock.notify_all()
+                    return
+                self._asked = False
+                began = self._busy_since
+                run_id, sent = self.cursor["run_id"], self.cursor.get("sent_lines", 0)
+            try:
+                lines = _complete_lines(self.folder.metrics)
+                _post_lines(self.store, run_id, lines[min(sent, len(lines)):])
+            except Exception as err:
+                with self._lock:
+                    self._lost(err, time.monotonic() - began)
+                    self._busy_since = None
+                    self._lock.notify_all()
+                continue
+            with self._lock:
+                if len(lines) > self.cursor.get("sent_lines", 0):
+                    self.cursor["sent_lines"] = len(lines)
+                    self._save()
+                    if time.monotonic() - began > self.SLOW_S:
+                        self._slow(time.monotonic() - began)
+                self._retry_at, self._synced_at, self._busy_since = 0.0, time.monotonic(), None
+                self._lock.notify_all()
+
+    def _slow(self, seconds: float) -> None:
+        if not self._warned:
+            print(f"warning: tracking store {self.store.shown} is slow to answer (one send has taken {seconds:.1f} s); "
+                  f"training goes on, metrics wait in {self.folder.metrics} and are sent when it answers",
+                  file=sys.stderr)
+        self._warned = True
 
     def _lost(self, err, seconds: float, force: bool = False) -> None:
         if not self._warned and not force:
@@ -162,7 +227,7 @@ class Tracker:
 
 
 class TrackedStore:
-    """The training loop's store with a sync after each epoch's line; every other method is the folder's.
+    """The training loop's store, asking for a send after each epoch's line; every other method is the folder's.
     Pickled (for a worker process), it is the plain folder store: the driver sends what the workers wrote."""
 
     def __init__(self, store, tracker: Tracker):
@@ -294,10 +359,20 @@ def _send_lines(store: Store, folder: Path, cursor: dict) -> int:
     sent = min(cursor.get("sent_lines", 0), len(lines))
     if sent == len(lines):
         return 0
+    _post_lines(store, cursor["run_id"], lines[sent:])
+    cursor["sent_lines"] = len(lines)
+    write_cursor(folder, cursor)
+    return len(lines) - sent
+
+
+def _post_lines(store: Store, run_id: str, lines: list[str]) -> None:
+    """metrics.jsonl lines to the run, each at its epoch's step; the cursor is the caller's."""
+    if not lines:
+        return
     from mlflow.entities import Metric
 
     now, batch = _ms(), []
-    for line in lines[sent:]:
+    for line in lines:
         try:
             record = json.loads(line)
         except ValueError:
@@ -305,10 +380,7 @@ def _send_lines(store: Store, folder: Path, cursor: dict) -> int:
         step = int(record.get("epoch") or 0)
         batch += [Metric(k, v, now, step) for k, v in flatten_metrics(record).items()]
     for i in range(0, len(batch), _METRICS_PER_BATCH):
-        store.call("log_batch", cursor["run_id"], metrics=batch[i:i + _METRICS_PER_BATCH])
-    cursor["sent_lines"] = len(lines)
-    write_cursor(folder, cursor)
-    return len(lines) - sent
+        store.call("log_batch", run_id, metrics=batch[i:i + _METRICS_PER_BATCH])
 
 
 def _log_batch(store: Store, run_id: str, params: dict | None = None, metrics: dict | None = None, step: int = 0,
