@@ -141,6 +141,8 @@ class CategoryOutput(Strict):
     name: str
     type: Literal["category"]
     column: str
+    allow_single_class: bool = Field(False, description="Train even when the training rows hold one class only "
+                                                        "(every prediction is then that class)")
 
 
 Loss = Literal["mse", "huber", "mae", "smape", "mase"]
@@ -307,6 +309,10 @@ class Trainer(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
     max_minutes: Optional[float] = Field(None, gt=0, description="Stop cleanly after the epoch that passes this")
+    checkpoint_every: float = Field(10.0, ge=0, description="Seconds between checkpoints when epochs are short "
+                                                            "(an epoch of 1 s or more is always checkpointed; so "
+                                                            "are the last epoch and an interrupted one); 0: every "
+                                                            "epoch")
 
     @field_validator("device")
     @classmethod
@@ -467,19 +473,81 @@ def load_task(source: Union[str, Path, dict], *, base_dir: Union[str, Path, None
 def _read_yaml(path: Path) -> dict:
     import yaml
 
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
+        if not found:
+            raise DeepstationError(f"{path} is a folder with no .yaml file in it; pass a task YAML file, such as "
+                                   f"examples/digits.yaml")
+        held = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise DeepstationError(f"{path} is a folder; pass a task YAML file in it, e.g. {path / found[0]} (it holds "
+                               f"{held})")
     if not path.is_file():
-        raise DeepstationError(f"{path}: task file not found; pass the path of a task YAML such as examples/digits.yaml")
+        near = [p.name for p in path.parent.glob("*") if p.suffix.lower() in (".yaml", ".yml")] \
+            if path.parent.is_dir() else []
+        raise DeepstationError(f"{path}: task file not found; pass the path of a task YAML such as "
+                               f"examples/digits.yaml." + did_you_mean(path.name, near))
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DeepstationError(f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at position {err.start}, line "
+                               f"{line}); save the file as UTF-8") from None
+    except OSError as err:
+        raise DeepstationError(f"{path}: cannot read the task file ({err.strerror or err})") from None
+    try:
+        raw = _load_unique(text, path)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise DeepstationError(f"{path}: {where}not valid YAML ({problem}); fix the indentation or quoting there") from err
     if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else f"a {type(raw).__name__}"
         raise DeepstationError(f"{path}: expected a mapping of keys (name, data, inputs, outputs, ...), "
-                               f"got {type(raw).__name__}")
+                               f"got {got}; see examples/digits.yaml")
     return raw
+
+
+def _load_unique(text: str, path: Path):
+    """yaml.safe_load, except that a key written twice in one mapping is an error (YAML keeps the last silently).
+    The node tree is checked before it is built into dicts, so the message can give the key's path."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_unique_keys(node, path, "", set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_unique_keys(node, path: Path, where: str, seen: set) -> None:
+    import yaml
+
+    if id(node) in seen:  # an alias: checked where its anchor is
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, path, f"{where}[{i}]", seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict = {}
+        for key, value in node.value:
+            # `<<: *base` and then a key of base written again overrides it on purpose: not a duplicate
+            name = key.value if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge" else None
+            full = where if name is None else f"{where}.{name}" if where else name
+            if name is not None:
+                if (key.tag, name) in lines:
+                    first, again = lines[key.tag, name], key.start_mark.line + 1
+                    at = f"lines {first} and {again}" if first != again else f"both on line {again}"
+                    raise DeepstationError(f"{path}: key `{full}` is written twice ({at}); YAML would silently "
+                                           f"keep the last one, so delete or rename one of them")
+                lines[key.tag, name] = key.start_mark.line + 1
+            _check_unique_keys(value, path, full, seen)
 
 
 def _resolve_paths(task: Task, base: Path) -> Task:

@@ -14,10 +14,11 @@ def add_parser(sub, common):
 
 
 def run(args) -> int:
-    from deepstation.cli import render
+    from deepstation.cli import check_runs_dir, render
     from deepstation.compare import compare
     from deepstation.training.progress import Bar, Silent
 
+    check_runs_dir(args.runs_dir)
     out = render.console(args.json)
     result = compare(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir,
                      progress=Silent() if args.quiet else Bar(out), track=args.track)

@@ -22,12 +22,13 @@ def run(args) -> int:
 
     from rich.table import Table
 
-    from deepstation.cli import render
+    from deepstation.cli import check_runs_dir, render
     from deepstation.cli.compare import comparison_table
     from deepstation.compare import HEADLINE, compare, losses_of_deep
     from deepstation.config import load_task
     from deepstation.training.progress import Bar
 
+    check_runs_dir(args.runs_dir)
     out = render.console(args.json)
     began, results = time.perf_counter(), []
     for path in args.tasks:

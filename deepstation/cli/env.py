@@ -53,6 +53,12 @@ def snapshot(args) -> int:
     from deepstation.workstation import envsnap
 
     if args.output:
+        from pathlib import Path
+
+        from deepstation.cli import check_output
+
+        check_output(args.output, "env.json")
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         snap = envsnap.save(args.output)
         print(f"wrote {args.output}: Python {snap['python']['version']}, {len(snap['packages'])} packages, "
               f"torch {(snap['torch'] or {}).get('version', 'not installed')}, {len(snap['gpus'])} GPU(s)")

@@ -1,7 +1,7 @@
 """deepstation predict RUN_DIR|models:/NAME/VERSION INPUT [-o out.csv]"""
 from __future__ import annotations
 
-from deepstation.cli import verb_parser
+from deepstation.cli import device_name, verb_parser
 
 
 def add_parser(sub, common):
@@ -15,21 +15,32 @@ def add_parser(sub, common):
                    "from `deepstation register`, downloaded once into ~/.cache/deepstation (or $DEEPSTATION_CACHE)")
     p.add_argument("input", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="FILE", help="write .csv or .parquet (default: CSV on stdout)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto")
+    p.add_argument("--device", default="auto", type=device_name, help="cpu, cuda, cuda:N, mps or auto")
     p.add_argument("--ids", nargs="+", metavar="ID", help="forecasting many series: only these series (default: all)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import sys
+    from pathlib import Path
 
     from deepstation import files
+    from deepstation.cli import check_output, check_run
     from deepstation.errors import DeepstationError
     from deepstation.run import Run
 
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise DeepstationError(f"-o {args.output}: expected a .csv or .parquet file name")
-    frame = Run.load(args.run_dir, device=args.device).predict(args.input, ids=args.ids)
+    if args.output:
+        check_output(args.output, "predictions.csv")
+    check_run(args.run_dir)
+    r = Run.load(args.run_dir, device=args.device)
+    if args.ids and not any(getattr(i, "id", None) for i in r.task.inputs):
+        raise DeepstationError(f"--ids: run {r.id} forecasts no series by id (its task has no series input with "
+                               f"`id`); leave --ids out")
+    frame = r.predict(args.input, ids=args.ids)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # results/preds.csv makes results/, as mkdir -p
     # arrays (built-in images) do not belong in a CSV
     frame = frame[[c for c in frame.columns if not _holds_arrays(frame[c])]]
     if not args.output:

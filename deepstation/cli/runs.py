@@ -29,6 +29,8 @@ def add_parser(sub, common):
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from deepstation import files
     from deepstation.cli import render
     from deepstation.errors import DeepstationError
@@ -39,6 +41,10 @@ def run(args) -> int:
                                "(`deepstation runs --help`)")
     store = runs.current_store()
     if args.action == "sync":
+        for path in args.dirs:
+            if not Path(path).is_dir():
+                raise DeepstationError(f"runs sync {path}: no such folder; pass run folders (under "
+                                       f"{files.runs_dir()}), or none to sync every one that has something to send")
         paths = args.dirs or runs.pending_folders(files.runs_dir(), store)
         for line in runs.sync(paths) or ["nothing to sync"]:
             print(line)

@@ -13,7 +13,7 @@ def add_parser(sub, common):
     scale = p.add_argument_group("scale (Ray Train; see docs/cluster.md)")
     scale.add_argument("--workers", type=_workers, metavar="N", help="data-parallel training processes, or auto "
                        "for one per GPU (scale.workers)")
-    scale.add_argument("--gpus-per-worker", type=float, metavar="G", help="GPUs per worker (scale.gpus_per_worker)")
+    scale.add_argument("--gpus-per-worker", type=_gpus, metavar="G", help="GPUs per worker (scale.gpus_per_worker)")
     scale.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (scale.ray_address); default: "
                        "a local one for the run")
     p.set_defaults(run=run)
@@ -29,14 +29,27 @@ def _workers(value: str):
     return int(value)
 
 
+def _gpus(value: str) -> float:
+    import argparse
+
+    try:
+        gpus = float(value)
+    except ValueError:
+        gpus = -1.0
+    if not gpus >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number of GPUs of 0 or more, such as 1 or 0.5, got {value!r}")
+    return gpus
+
+
 def run(args) -> int:
-    from deepstation.cli import render
+    from deepstation.cli import check_runs_dir, render
     from deepstation.errors import DeepstationError
     from deepstation.run import train
     from deepstation.training.progress import Bar, Silent
 
     if bool(args.task) == bool(args.resume):
         raise DeepstationError("train: pass a task YAML, or --resume RUN_DIR (not both)")
+    check_runs_dir(args.runs_dir)
     out = render.console(args.json)
     progress = Silent() if args.quiet else Bar(out)
     result = train(args.task, epochs=args.epochs, device=args.device, runs_dir=args.runs_dir, resume=args.resume,

@@ -20,8 +20,11 @@ def run(args) -> int:
     import signal
     import sys
 
+    from deepstation.errors import DeepstationError
     from deepstation.track.runs import current_store
 
+    if not 1 <= args.port <= 65535:
+        raise DeepstationError(f"--port {args.port}: expected a port number from 1 to 65535, such as --port 5001")
     store = current_store()  # reachable, and its tables made, before the server starts
     server = Server(store.uri, args.port)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -33,8 +36,6 @@ def run(args) -> int:
         if not args.check:
             code = server.process.wait()
             if code:
-                from deepstation.errors import DeepstationError
-
                 raise DeepstationError(f"the MLflow server stopped with exit code {code}: {server.last_lines()}")
     except KeyboardInterrupt:
         pass

@@ -33,6 +33,9 @@ class Table:
 
 def read_source(source, index: str = "index.csv", options: dict | None = None) -> Table:
     """The rows of `data.source`: a path (str), builtin:NAME, or a SqlSource (deepstation.data.sql)."""
+    if options and not (isinstance(source, str) and source.startswith("builtin:")):
+        raise DeepstationError(f"data.options: {', '.join(options)} set, but options are settings of a builtin: "
+                               f"source and {describe_source(source)} is not one; remove data.options")
     if not isinstance(source, str):
         from deepstation.data.sql import read_sql
 
@@ -95,15 +98,54 @@ def _read_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+            return _read_csv(path, "\t" if suffix == ".tsv" else ",")
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except pd.errors.EmptyDataError as err:
         raise DeepstationError(f"{path}: the file is empty; it needs a header row and data rows") from err
+    except UnicodeDecodeError:
+        raise DeepstationError(f"{path}: not UTF-8 text ({_first_bad_byte(path)}); save it as UTF-8 (e.g. "
+                               f"`iconv -f latin1 -t utf-8`, or choose UTF-8 when exporting)") from None
     except (pd.errors.ParserError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DeepstationError(f"{path}: cannot be read as {suffix[1:]} ({first})") from err
     raise DeepstationError(f"{path}: unknown file type `{suffix}`; use .csv, .tsv, .parquet or a folder of images")
+
+
+def _first_bad_byte(path: Path) -> str:
+    """Where a file stops being UTF-8: 'byte 0xe9 at position 329, line 7' (pandas' own position is within a
+    chunk)."""
+    import codecs
+    import itertools
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 0
+    with open(path, "rb") as f:
+        for chunk in itertools.chain(iter(lambda: f.read(1 << 20), b""), [None]):  # None: the end of the file
+            pending = len(decoder.getstate()[0])  # the start of a character cut by the previous chunk
+            try:
+                decoder.decode(chunk or b"", final=chunk is None)
+            except UnicodeDecodeError as err:
+                where = offset - pending + err.start
+                line = lines + err.object.count(b"\n", 0, err.start) + 1
+                return f"byte 0x{err.object[err.start]:02x} at position {where}, line {line}"
+            if chunk:
+                offset, lines = offset + len(chunk), lines + chunk.count(b"\n")
+    return "an invalid byte"
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    import warnings
+
+    with warnings.catch_warnings():
+        # index_col=False: a row with one field more than the header (a comma at the end of each line) would
+        # otherwise make pandas read the first column as the index, shifting every column's values one to the left
+        warnings.filterwarnings("error", message="Length of header", category=pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(path, sep=sep, index_col=False)
+        except pd.errors.ParserWarning:
+            raise DeepstationError(f"{path}: the rows have more fields than the header has names; name every column "
+                                   f"in the header row, or remove the extra fields") from None
 
 
 def resolve_file(value, base_dir: Path, what: str) -> Path:
@@ -162,6 +204,9 @@ def read_inputs(path, file_column: str | None, index: str = "index.csv") -> Tabl
 
     media = IMAGE_SUFFIXES | AUDIO_SUFFIXES
     path = Path(path)
+    if not path.exists():
+        raise DeepstationError(f"{path}: no such file or folder; pass the CSV or Parquet file, image, sound file or "
+                               f"folder of them to predict")
     if path.is_dir() and not (path / index).is_file():
         found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in media)
         if not found:
@@ -169,8 +214,6 @@ def read_inputs(path, file_column: str | None, index: str = "index.csv") -> Tabl
                                    f"here")
         return Table(pd.DataFrame({_file_column(file_column, path): found}), str(path), path)
     if path.suffix.lower() in media:
-        if not path.is_file():
-            raise DeepstationError(f"{path}: file not found; check the path")
         return Table(pd.DataFrame({_file_column(file_column, path): [path.name]}), str(path), path.parent)
     return read_source(str(path), index)
 

@@ -45,7 +45,7 @@ def read_sql(source) -> Table:
             raise DeepstationError(f"{QUERY_KEY}: {what} returned no rows from {shown}; check the query's WHERE "
                                    f"clause or the table's contents")
     except DeepstationError as err:  # a last guard: a password written into the query text stays out too
-        raise DeepstationError(_scrub(err, secrets)) from None
+        raise DeepstationError(_hide(err, secrets)) from None
     finally:
         if engine is not None:
             engine.dispose()
@@ -92,13 +92,24 @@ def expand_url(url: str) -> tuple[str, list[str]]:
 
 
 def _password(url: str) -> str | None:
-    match = re.match(r"[^:/]+://[^:/@]*:([^/?#]*)@", url)
+    match = re.match(r"[^:/]+://[^:/@]*:([^@]*)@", url)  # as SQLAlchemy reads it: to the first @
     return match.group(1) if match else None
+
+
+def _port(url: str) -> str | None:
+    """What stands after host: in dialect://[userinfo@]host:PORT/..., or None when there is no host or port."""
+    match = re.match(r"[^:/]+://(?:[^:/]*(?::[^@]*)?@)?(\[[^\]]*\]|[^:/?#@]+):([^/?#]*)", url)  # as SQLAlchemy
+    return match.group(2) if match else None
 
 
 def _scrub(text, secrets: list[str]) -> str:
     """Text fit to show: the URL's password masked, and any secret that slipped in elsewhere too."""
-    text = masked(str(text))
+    return _hide(masked(str(text)), secrets)
+
+
+def _hide(text, secrets: list[str]) -> str:
+    """The secrets replaced by ***, wherever they stand (the examples of URLs in a message stay readable)."""
+    text = str(text)
     for secret in secrets:
         if len(secret) >= 3:  # replacing a one-letter "password" everywhere would garble the message
             text = text.replace(secret, "***")
@@ -109,7 +120,13 @@ def _engine(sa, url: str, shown: str, secrets: list[str]):
     example = "such as sqlite:///data.db or postgresql://user:${PGPASSWORD}@host:5432/db"
     try:
         parsed = sa.make_url(url)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: SQLAlchemy's int() of a port that is not a number
+        port = _port(url)
+        if port is not None and not port.isdigit():
+            what = f"the port `{_scrub(port, secrets)}` in `{shown}` is not a number" if port else \
+                f"`{shown}` has a `:` after the host but no port"
+            raise DeepstationError(f"{URL_KEY}: {what}; write host:PORT with digits only, such as db.example:5432, "
+                                   f"or leave `:PORT` out for the database's default") from None
         raise DeepstationError(f"{URL_KEY}: `{shown}` is not a database URL; expected dialect://user:password@host/"
                                f"database, {example}") from None
     backend = parsed.get_backend_name()

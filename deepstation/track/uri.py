@@ -33,8 +33,9 @@ def _expand(uri: str) -> str:
 
 
 def masked(uri: str) -> str:
-    """The URI with any password replaced by ***, for messages and logs."""
-    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", str(uri))
+    """The URI with any password replaced by ***, for messages and logs. As SQLAlchemy reads a URL, the password
+    runs from the user's `:` to the first `@`, and may hold `/` or `:`."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", str(uri))
 
 
 def is_sql(uri: str) -> bool:
