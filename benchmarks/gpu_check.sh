@@ -223,6 +223,7 @@ step speech-data 120 "" "$PY" "$HELPER" speech-data examples/speech-digits.yaml
 train_step speech examples/speech-digits.yaml 210
 train_step digits-compile examples/digits.yaml 200 --set trainer.compile=true
 train_step speech-compile examples/speech-digits.yaml 240 --set trainer.compile=true
+step gpu-tests 150 "" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_device.py
 
 report --final
 tee -a "$LOG" < "$OUTDIR/gpu_results.md"

@@ -43,6 +43,8 @@ LABELS = {
     "speech": "train examples/speech-digits.yaml (log-mel, conv, GRU, CTC)",
     "digits-compile": "train examples/digits.yaml with trainer.compile: true",
     "speech-compile": "train examples/speech-digits.yaml with trainer.compile: true",
+    "gpu-tests": "pytest -m gpu: fp16 loss scaling with clipping, exact resume after SIGINT (bf16, fp16), "
+                 "the loop over NCCL",
 }
 TRAIN_STEPS = ["digits", "speech", "digits-compile", "speech-compile"]
 

@@ -97,5 +97,5 @@ def test_real_gpu_run(table_csv):
     import deepstation
     from conftest import table_task
 
-    run = deepstation.train(table_task(table_csv, device="cuda", epochs=2))
+    run = deepstation.train(table_task(table_csv, device="cuda", epochs=2), track=False)
     assert run.summary["device"].startswith("cuda") and run.summary["precision"] in ("bf16", "fp16")
