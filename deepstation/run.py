@@ -82,14 +82,29 @@ class RunFolder:
         raise AttributeError(name)
 
     # -- status --
+    def read(self, path) -> dict:
+        """One of the folder's JSON files, or one line saying it is damaged."""
+        try:
+            found = files.read_json(path)
+        except FileNotFoundError:
+            raise DeepstationError(f"{path}: missing; the run folder is incomplete or was changed by hand (train "
+                                   f"the task again)") from None
+        except ValueError as err:
+            raise DeepstationError(f"{path}: not readable JSON ({err}); the file was cut short or edited by hand; "
+                                   f"restore it, or train the task again") from None
+        if not isinstance(found, dict):
+            raise DeepstationError(f"{path}: expected a JSON object, found {type(found).__name__}; restore the file "
+                                   f"or train the task again")
+        return found
+
     def write_info(self, **fields) -> None:
-        info = files.read_json(self.info) if self.info.exists() else {}
+        info = self.read(self.info) if self.info.exists() else {}
         info.update(fields)
         files.write_json(self.info, info)
 
     def status(self) -> str:
         """completed, failed, interrupted, running, or killed (a 'running' run whose process is gone)."""
-        info = files.read_json(self.info)
+        info = self.read(self.info)
         status = info.get("status", "unknown")
         if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
             return "killed"
@@ -397,12 +412,13 @@ class Run:
             raise DeepstationError(f"{folder.path}: the run is incomplete (status: {folder.status()}); resume it with "
                                    f"`deepstation train --resume {folder.path}`")
         task = load_task(folder.config)
-        codecs, targets = make_codecs(task, files.read_json(folder.preprocess))
+        summary = folder.read(folder.summary)
+        codecs, targets = make_codecs(task, folder.read(folder.preprocess))
         model = build_model(task, codecs, targets)
         model.load_state_dict(checkpoint.load(folder.best))
         plan = devices.plan(device, "auto")
         model.to(plan.device).eval()
-        return cls(folder, task, model, codecs, targets, plan, files.read_json(folder.summary))
+        return cls(folder, task, model, codecs, targets, plan, summary)
 
     def evaluate(self, source: str | None = None) -> dict:
         """Metrics per split of the task's own data (same split), or over every row of another `source` (as
@@ -552,8 +568,16 @@ def _check_data(task: Task, data) -> list[str]:
     rows = {split: len(part) for split, part in data.parts.items()}
     where = f"data.split.column `{task.data.split.column}`" if task.data.split.column else "data.split"
     if not rows["test"]:
+        why = ""
+        for out in task.outputs if not task.data.split.column else []:
+            classes = len(data.targets[out.name].state.get("labels", [])) if out.type == "category" else 0
+            if classes * 3 > sum(rows.values()):  # the split is stratified by class: tiny classes go whole to train
+                why = (f"; it is stratified by outputs.{out.name}, whose {classes} classes have about "
+                       f"{sum(rows.values()) / classes:.1f} rows each (is `{out.column}` a number? then type: number)")
+                break
         raise DeepstationError(f"{where}: the split leaves no test rows ({rows['train']} train, {rows['valid']} "
-                               f"valid), so the run could not be scored; set data.split.test above 0 or mark test rows")
+                               f"valid), so the run could not be scored{why}; set data.split.test above 0 or mark "
+                               f"test rows")
     notes = []
     if not rows["valid"]:
         if task.trainer.monitor != "loss":

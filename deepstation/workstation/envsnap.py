@@ -133,7 +133,8 @@ def load(path) -> dict:
     except (OSError, ValueError) as err:
         raise DeepstationError(f"env check: {path}: not an environment snapshot (not JSON: {err}); {hint}") from None
     if not (isinstance(snap, dict) and isinstance(snap.get("packages"), dict) and isinstance(snap.get("python"), dict)
-            and snap.get("kind", KIND) == KIND):
+            and snap.get("kind", KIND) == KIND and isinstance(snap.get("torch") or {}, dict)
+            and isinstance(snap.get("os") or {}, dict) and isinstance(snap.get("gpus") or [], list)):
         raise DeepstationError(f"env check: {path}: not an environment snapshot (expected an object with `python` "
                                f"and `packages`); {hint}")
     return snap
