@@ -10,8 +10,8 @@ streams match too, both train the very same trajectory: the script checks that t
   plain        per epoch: randperm shuffle, slice batches out of the in-memory tensors, forward, model.loss,
                zero_grad, backward, step; then a validation pass (forward over the valid part under no_grad,
                computing its loss). Nothing is written anywhere.
-  deepstation  deepstation.training.loop.fit with a real RunFolder in a temporary folder (metrics.jsonl, best.pt and
-               checkpoint.pt are written every epoch, as in a real run) and a progress object that notes
+  deepstation  deepstation.training.loop.fit with a real RunFolder in a temporary folder (metrics.jsonl every epoch,
+               checkpoint.pt and best.pt when a real run writes them) and a progress object that notes
                time.perf_counter() when fit starts and at every epoch(): an epoch's time is everything fit does
                between two such calls. Unless --no-breakdown, evaluate and the RunFolder's store calls are wrapped
                to time them too (a few microseconds an epoch), to show where the epoch goes.
@@ -371,8 +371,10 @@ Machine: {_common.machine(threads)} · device {r0['device']}, {r0['precision']}
 
 Per-epoch wall time, median over every timed epoch (after a warm-up round that is not counted; the two loops
 alternate ABBA round by round). Same model, weights, tensors, batch size, optimizer, schedule and threads;
-deepstation's epoch includes everything `fit` does per epoch (evaluation with metrics, best-weights copy, `best.pt`,
-`metrics.jsonl`, `checkpoint.pt`), the plain loop's a loss-only validation pass and no writes. Target: ratio <= {TARGET}.
+deepstation's epoch includes everything `fit` does per epoch (evaluation with metrics, best-weights copy,
+`metrics.jsonl`; `checkpoint.pt` and `best.pt` as a real run writes them: these epochs are short, so every
+`trainer.checkpoint_every` seconds and after the last epoch), the plain loop's a loss-only validation pass and no
+writes. Target: ratio <= {TARGET}.
 *Paired ratio*: median over rounds of the ratio of each round's two adjacent blocks (steadier when the machine's
 speed drifts). *Train phase*: shuffle and optimizer steps only; *end of epoch*: the rest (validation, writes).
 
