@@ -18,7 +18,7 @@ $(STAMP): constraints.txt pyproject.toml
 	@$(PY) -W ignore -c 'import torch' || { echo "setup: torch did not install"; exit 1; }
 	@echo "setup: installing deepstation and the pinned stack"
 	@$(PIP) -e '.[dev]' 2>&1 | grep -v "is ignored" || true
-	@$(PY) -c 'import deepstation, sklearn, pydantic, rich, sktime, statsmodels, soundfile, mlflow, sqlalchemy, ray.train.torch, jupyterlab, nbclient' || { echo "setup: the stack did not install"; exit 1; }
+	@$(PY) -c 'import deepstation, sklearn, pydantic, rich, sktime, statsmodels, soundfile, mlflow, sqlalchemy, ray.train.torch, ray.serve, onnxruntime, onnxscript, jupyterlab, nbclient' || { echo "setup: the stack did not install"; exit 1; }
 	@command -v espeak-ng >/dev/null || $(MAKE) --no-print-directory setup-speech
 	@touch $(STAMP)
 
