@@ -585,8 +585,13 @@ def _check_data(task: Task, data) -> list[str]:
                                    f"leaves none; set data.split.valid above 0, mark valid rows, or monitor `loss`")
         notes.append(f"{where} leaves no validation rows: the best epoch is picked by the training loss")
     for out in task.outputs:
-        if out.type == "category" and len(data.targets[out.name].state["labels"]) < 2 and not out.allow_single_class:
-            label = data.targets[out.name].state["labels"][0]
+        if out.type != "category" or len(data.targets[out.name].state["labels"]) > 1:
+            continue
+        label = data.targets[out.name].state["labels"][0]
+        if out.allow_single_class:
+            notes.append(f"outputs.{out.name}: column `{out.column}` holds one class only ({label!r}); every "
+                         f"prediction is that class (allow_single_class: true)")
+        else:
             raise DeepstationError(f"outputs.{out.name}: column `{out.column}` holds one class only ({label!r}) in "
                                    f"the {rows['train']} training rows, so every prediction would be right by "
                                    f"default; check the column, or set allow_single_class: true")

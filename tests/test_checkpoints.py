@@ -148,7 +148,9 @@ def test_a_single_class_output_is_refused_unless_allowed(table_csv):
     assert "outputs.kind: column `kind` holds one class only ('high')" in line and "allow_single_class" in line
     raw["outputs"][0]["allow_single_class"] = True
     raw["trainer"]["epochs"] = 1
-    assert deepstation.train(raw).metrics["test"]["accuracy"] == 1.0
+    run = deepstation.train(raw)
+    assert run.metrics["test"]["accuracy"] == 1.0
+    assert any("one class only" in w for w in run.summary["warnings"])
 
 
 def test_an_output_among_the_inputs_is_a_warning(table_csv, capsys):
