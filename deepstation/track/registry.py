@@ -1,5 +1,8 @@
 """The model registry: `deepstation register RUN NAME` makes a version of NAME from a run's `model/` artifacts;
-`models:/NAME/VERSION` (or models:/NAME/latest) then loads like a run folder, from a local cache."""
+`models:/NAME/VERSION` (or models:/NAME/latest) then loads like a run folder, from a local cache.
+
+`model/` is also an MLflow pyfunc model (deepstation.serve.pyfunc: MLmodel beside the run files), so MLflow's own
+`mlflow.pyfunc.load_model("models:/NAME/1")` and `mlflow models serve -m models:/NAME/1` use the same versions."""
 from __future__ import annotations
 
 import os

@@ -277,16 +277,36 @@ def push_final(store: Store, folder: Path, cursor: dict) -> None:
         for name in ("config.yaml", "summary.json"):
             if (folder / name).is_file():
                 store.call("log_artifact", run_id, str(folder / name))
-        if summary is not None:  # the files that load the model: `deepstation register` points at them
-            for name in MODEL_FILES:
-                if (folder / name).is_file():
-                    store.call("log_artifact", run_id, str(folder / name), "model")
+        if summary is not None:  # the model, for `deepstation register` and MLflow's own tools
+            log_model(store, run_id, folder)
         cursor["artifacts_sent"] = True
         write_cursor(folder, cursor)
     _push_extra(store, folder, cursor)
     store.call("set_terminated", run_id, cursor.get("status", "FINISHED"))
     cursor["finished"] = True
     write_cursor(folder, cursor)
+
+
+def log_model(store: Store, run_id: str, folder: Path) -> None:
+    """The run's model as `model/`: the run files Run.load reads (MODEL_FILES) and, beside them, what makes the folder
+    an MLflow pyfunc model (deepstation.serve.pyfunc: MLmodel, input example, requirements). Should the pyfunc part
+    fail (an MLflow that refuses it), the run files alone, with a warning: `deepstation register` and `predict
+    models:/` read either, MLflow's own load_model and `models serve` only the first. Adds about half a second to a
+    small run's end (loading the model once more to predict its input example, on the CPU)."""
+    try:
+        from deepstation.serve.pyfunc import log_model as log_pyfunc
+
+        log_pyfunc(store, run_id, folder)
+        return
+    except StoreUnreachable:
+        raise
+    except Exception as err:
+        print(f"warning: the run's model was not logged as an MLflow pyfunc model ({brief(err)}); its files are "
+              f"logged as model/ instead, for `deepstation register` and `deepstation predict models:/`",
+              file=sys.stderr)
+    for name in MODEL_FILES:
+        if (folder / name).is_file():
+            store.call("log_artifact", run_id, str(folder / name), "model")
 
 
 def log_extra(run_dir, metrics: dict, artifacts=()) -> str | None:
