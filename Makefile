@@ -59,6 +59,7 @@ bench: setup
 	$(PY) benchmarks/bench_forecast.py
 	$(PY) benchmarks/bench_doctor.py
 	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_serve.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -20,7 +20,7 @@ HEADER = ("# Benchmark results\n\n"
           "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
           "rerun the command to refresh it.\n")
 ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_forecast", "bench_doctor",
-         "bench_scale"]  # where a section goes when RESULTS.md lacks it
+         "bench_scale", "bench_serve"]  # where a section goes when RESULTS.md lacks it
 
 
 def cpu_model() -> str:

@@ -8,7 +8,7 @@ import os
 import sys
 
 VERBS = ["train", "compare", "evaluate", "predict", "demo", "schema", "doctor", "env", "lab", "runs", "ui", "register",
-         "usage"]
+         "usage", "export", "serve"]
 
 EPILOG = """examples:
   deepstation train examples/digits.yaml            train and test a CNN on scikit-learn's digits

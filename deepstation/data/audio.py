@@ -41,10 +41,16 @@ class AudioCodec:
     def _decode(self, value, base_dir: Path) -> np.ndarray:
         import soundfile as sf
 
-        path = resolve_file(value, base_dir, "an audio file")
-        if not path.is_file():
-            raise FileNotFoundError(path)
-        wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        if isinstance(value, bytes):  # a file's bytes (a request to `deepstation serve`)
+            import io
+
+            source = io.BytesIO(value)
+        else:
+            path = resolve_file(value, base_dir, "an audio file")
+            if not path.is_file():
+                raise FileNotFoundError(path)
+            source = str(path)
+        wave, rate = sf.read(source, dtype="float32", always_2d=True)
         wave = wave.mean(axis=1)
         if len(wave) == 0:
             raise ValueError("the file holds no samples")

@@ -43,9 +43,12 @@ class ImageCodec:
             if self.size is None:
                 self.size = tuple(array.shape[1:])
             return self._fit_array(array)
+        import io
+
         from PIL import Image
 
-        with Image.open(resolve_file(value, base_dir, "an image")) as im:
+        source = io.BytesIO(value) if isinstance(value, bytes) else resolve_file(value, base_dir, "an image")
+        with Image.open(source) as im:  # a path, or a file's bytes (a request to `deepstation serve`)
             im.load()
             if self.channels is None:
                 self.channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
@@ -88,5 +91,5 @@ class ImageCodec:
 def _reason(err: Exception) -> str:
     if isinstance(err, FileNotFoundError):
         return "file not found"
-    text = str(err).split(":")[0].strip() if str(err) else type(err).__name__
+    text = str(err).split(":")[0].split(" <_io.BytesIO")[0].strip() if str(err) else type(err).__name__
     return text[0].lower() + text[1:] if text else type(err).__name__
