@@ -354,6 +354,8 @@ def report(rows, alone, long_run, args, seconds, contention, waited) -> str:
                       f"{long_run['seconds']:.1f} s, **{long_run['errors']} errors**, p50 {long_run['p50_ms']:.2f} ms, "
                       f"p99 {long_run['p99_ms']:.2f} ms; server RSS {long_run['rss_before']:.0f} MB after 500 requests "
                       f"of warm-up, {long_run['rss_after']:.0f} MB at the end (**{growth:+.1%}**; target within 10 %)."]
+    if contention:  # the servers are this script's children, but their workers (Ray's, MLflow's) are not
+        contention += " (The servers' own worker processes, Ray's and MLflow's, count as other processes here.)"
     lines += ["", " ".join(x for x in (contention, waited) if x)]
     return "\n".join(lines)
 
