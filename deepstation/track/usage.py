@@ -75,6 +75,6 @@ def summarise(runs: list, experiments: dict, by: str = "user", since: datetime |
     rows = sorted(groups.values(), key=lambda r: (-r["cost_usd"], str(r[by])))
     for row in rows:
         for k in ("wall_hours", "device_hours"):
-            row[k] = round(row[k], 6)
+            row[k] = round(row[k], 9)  # to the millisecond: short runs' hours stay exact enough to price
         row["cost_usd"] = round(row["cost_usd"], 6)
     return rows
