@@ -285,16 +285,20 @@ class Outage:
     def __init__(self, monkeypatch):
         from deepstation.track.store import Store
 
-        self.down, real = False, Store.call
+        self.down, self.failed, self.ending, real = False, 0, False, Store.call
 
         def call(store, method, *args, **kwargs):
             if self.down:
+                self.failed += 1
+                self.down = not self.ending  # asked to end: this call is the outage's last
                 raise ConnectionError("connection refused (injected outage)")
             return real(store, method, *args, **kwargs)
 
         monkeypatch.setattr(Store, "call", call)
 
     def during_epochs(self, monkeypatch, first: int, last: int | None):
+        """Down from epoch `first`'s line; back at epoch `last`'s once a call has met the outage (the tracker sends
+        from a thread of its own, which may not have tried yet)."""
         real, outage = RunFolder.append_metrics, self
 
         def append(folder, record):
@@ -302,7 +306,10 @@ class Outage:
             if record["epoch"] == first:
                 outage.down = True
             if last is not None and record["epoch"] == last:
-                outage.down = False
+                if outage.failed:
+                    outage.down = False
+                else:
+                    outage.ending = True
 
         monkeypatch.setattr(RunFolder, "append_metrics", append)
 
