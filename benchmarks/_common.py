@@ -20,7 +20,8 @@ HEADER = ("# Benchmark results\n\n"
           "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
           "rerun the command to refresh it.\n")
 ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_forecast", "bench_doctor",
-         "bench_scale", "bench_serve"]  # where a section goes when RESULTS.md lacks it
+         "bench_scale", "bench_serve", "gpu_check"]  # where a section goes when RESULTS.md lacks it
+MISSED = "\n## Missed targets"  # the hand-written section kept last
 
 
 def cpu_model() -> str:
@@ -162,10 +163,18 @@ def write_section(name: str, body: str, path: Path = RESULTS) -> None:
         # insert before the first later section in ORDER, else at the end
         later = [n for n in ORDER[ORDER.index(name) + 1:]] if name in ORDER else []
         at = min((text.find(f"<!-- {n}:start -->") for n in later if f"<!-- {n}:start -->" in text), default=-1)
+        if at < 0:  # the hand-written "Missed targets" stays last
+            at = text.find(MISSED) + 1 if MISSED in text else -1
         if at >= 0:
             text = text[:at] + block + "\n" + text[at:]
         else:
             text = text.rstrip("\n") + "\n\n" + block
+    write_text(path, text)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write whole then rename into place (readable by all: RESULTS.md and the like are shared)."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (stdlib only, like this script)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "gpu_check"
@@ -178,20 +179,7 @@ def cmd_unpack_deb(args) -> int:
 
 def _write_json(path: Path, value) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, json.dumps(value, indent=1, default=str) + "\n")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _common.write_text(path, json.dumps(value, indent=1, default=str) + "\n")
 
 
 def _read_json(path: Path):
@@ -454,21 +442,8 @@ def build(work: Path, args) -> tuple[str, dict]:
 
 
 def write_section(results: Path, body: str) -> None:
-    """Replace the gpu_check section, or put it before the hand-written `## Missed targets` (kept last), or at the
-    end; written to a temporary file and renamed into place."""
-    start, end = f"<!-- {SECTION}:start -->", f"<!-- {SECTION}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}\n"
-    text = results.read_text() if results.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        at = text.find("\n## Missed targets")
-        if at >= 0:
-            text = text[:at + 1] + block + "\n" + text[at + 1:]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block
-    _atomic_write(results, text)
+    """Replace the gpu_check section of RESULTS.md, or add it before the hand-written `## Missed targets`."""
+    _common.write_section(SECTION, body, path=results)
 
 
 def cmd_write(args) -> int:
@@ -477,8 +452,8 @@ def cmd_write(args) -> int:
     body, raw = build(work, args)
     results = Path(args.results)
     write_section(results, body)
-    _atomic_write(out / "gpu_results.md", body)
-    _atomic_write(out / "RESULTS.md", results.read_text())
+    _common.write_text(out / "gpu_results.md", body)
+    _common.write_text(out / "RESULTS.md", results.read_text())
     _write_json(out / "gpu_check.json", raw)
     if args.final:
         print(body)

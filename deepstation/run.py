@@ -446,66 +446,71 @@ class Run:
         the input columns, then `<output>_pred` (and `<output>_prob` for categories). A forecasting task forecasts
         past the end of every series (or of the `ids` given), in long format: id (with many series), step, date
         (where known), forecast, and a column per quantile (q0.1, ...)."""
-        import pandas as pd
-
         from deepstation.data.prepare import encode_table
-        from deepstation.data.sources import Table, read_inputs
         from deepstation.training.evaluate import run_batches
 
-        if isinstance(data, pd.DataFrame):
-            table = Table(data.reset_index(drop=True), "data", Path.cwd())
-        else:
-            only = self.task.inputs[0] if len(self.task.inputs) == 1 else None
-            column = only.column if only is not None and only.type in ("image", "audio") else None
-            table = read_inputs(data, column, self.task.data.index)
+        table = input_table(self.task, data)
         part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task, ids=ids)
         preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,
                                self.task.trainer.eval_batch_size)
-        from deepstation.data.series import LEVEL
-
-        if LEVEL in table.frame:
-            return self._forecasts(table, preds)
-        result = table.frame
-        for name, pred in preds.items():
-            codec = self.targets[name]
-            if "class" in pred:
-                result[f"{name}_pred"] = codec.decode(pred["class"].numpy())
-                result[f"{name}_prob"] = pred["prob"].numpy()
-            elif "tokens" in pred:
-                result[f"{name}_pred"] = codec.decode(pred["tokens"])
-            else:
-                result[f"{name}_pred"] = codec.decode(pred["value"].numpy())
-        return result
-
-    def _forecasts(self, table, preds):
-        """One row per series and step past its end: id, step, date, forecast, quantiles."""
-        import numpy as np
-        import pandas as pd
-
-        from deepstation.data.series import LEVEL, future_dates, forecasting_input
-
-        (name, pred), = preds.items()
-        codec, levels = self.targets[name], table.frame[LEVEL].to_numpy()
-        f = table.frame.attrs["forecast"]
-        values = codec.decode(pred["value"].numpy(), levels)  # [series, horizon]
-        n, h = values.shape
-        columns = {}
-        if forecasting_input(self.task).id:
-            columns["id"] = np.repeat(np.asarray(f["ids"], dtype=object), h)
-        columns["step"] = np.tile(np.arange(1, h + 1), n)
-        if all(d is not None for d in f["dates"]):
-            columns["date"] = [d for dates in f["dates"] for d in future_dates(dates, h)]
-        columns["forecast"] = values.ravel()
-        if "quantiles" in pred:
-            q = codec.decode(pred["quantiles"].numpy(), levels)  # [series, horizon, quantiles]
-            for j, level in enumerate(codec.spec.quantiles):
-                columns[f"q{level:g}"] = q[:, :, j].ravel()
-        return pd.DataFrame(columns)
+        preds = {name: {k: v.numpy() if hasattr(v, "numpy") else v for k, v in p.items()} for name, p in preds.items()}
+        return prediction_frame(self.task, self.targets, table, preds)
 
     def _state(self) -> dict:
         from deepstation.data.prepare import state_of
 
         return state_of(self.codecs, self.targets)
+
+
+def input_table(task: Task, data):
+    """What predict reads: a DataFrame, a CSV/Parquet file, or image or audio files (one, or a folder of them)."""
+    import pandas as pd
+
+    from deepstation.data.sources import Table, read_inputs
+
+    if isinstance(data, pd.DataFrame):
+        return Table(data.reset_index(drop=True), "data", Path.cwd())
+    only = task.inputs[0] if len(task.inputs) == 1 else None
+    column = only.column if only is not None and only.type in ("image", "audio") else None
+    return read_inputs(data, column, task.data.index)
+
+
+def prediction_frame(task: Task, targets: dict, table, preds: dict):
+    """The heads' predictions (numpy, or lists of tokens) as predict gives them: the input rows with
+    `<output>_pred` (and `_prob`), or for a forecast one row per series and step past its end (id, step, date,
+    forecast, quantiles). Shared by Run.predict and ONNX Runtime's OnnxModel.predict."""
+    import numpy as np
+    import pandas as pd
+
+    from deepstation.data.series import LEVEL, forecasting_input, future_dates
+
+    if LEVEL not in table.frame:
+        result = table.frame
+        for name, pred in preds.items():
+            codec = targets[name]
+            if "class" in pred:
+                result[f"{name}_pred"] = codec.decode(pred["class"])
+                result[f"{name}_prob"] = pred["prob"]
+            else:
+                result[f"{name}_pred"] = codec.decode(pred["tokens"] if "tokens" in pred else pred["value"])
+        return result
+    (name, pred), = preds.items()
+    codec, levels = targets[name], table.frame[LEVEL].to_numpy()
+    f = table.frame.attrs["forecast"]
+    values = codec.decode(pred["value"], levels)  # [series, horizon]
+    n, h = values.shape
+    columns = {}
+    if forecasting_input(task).id:
+        columns["id"] = np.repeat(np.asarray(f["ids"], dtype=object), h)
+    columns["step"] = np.tile(np.arange(1, h + 1), n)
+    if all(d is not None for d in f["dates"]):
+        columns["date"] = [d for dates in f["dates"] for d in future_dates(dates, h)]
+    columns["forecast"] = values.ravel()
+    if "quantiles" in pred:
+        q = codec.decode(pred["quantiles"], levels)  # [series, horizon, quantiles]
+        for j, level in enumerate(codec.spec.quantiles):
+            columns[f"q{level:g}"] = q[:, :, j].ravel()
+    return pd.DataFrame(columns)
 
 
 def seed(value: int) -> None:

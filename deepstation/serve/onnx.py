@@ -505,58 +505,14 @@ class OnnxModel:
         """Predictions for a DataFrame, a CSV/Parquet file, an image or audio file, or a folder of them: the input
         columns, then `<output>_pred` (and `<output>_prob` for categories); a forecasting task in long format
         (id, step, date, forecast, quantiles), as Run.predict gives them."""
-        import pandas as pd
-
         from deepstation.data.prepare import encode_table
-        from deepstation.data.series import LEVEL
-        from deepstation.data.sources import Table, read_inputs
+        from deepstation.run import input_table, prediction_frame
 
-        if isinstance(data, pd.DataFrame):
-            table = Table(data.reset_index(drop=True), "data", Path.cwd())
-        else:
-            only = self.task.inputs[0] if len(self.task.inputs) == 1 else None
-            column = only.column if only is not None and only.type in ("image", "audio") else None
-            table = read_inputs(data, column, self.task.data.index)
+        table = input_table(self.task, data)
         part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task, ids=ids)
         raw = self.run(part.features)
         preds = {name: decode_head(kind, raw, name) for name, kind in self.heads}
-        if LEVEL in table.frame:
-            return self._forecasts(table, preds)
-        result = table.frame
-        for name, pred in preds.items():
-            codec = self.targets[name]
-            if "class" in pred:
-                result[f"{name}_pred"] = codec.decode(pred["class"])
-                result[f"{name}_prob"] = pred["prob"]
-            elif "tokens" in pred:
-                result[f"{name}_pred"] = codec.decode(pred["tokens"])
-            else:
-                result[f"{name}_pred"] = codec.decode(pred["value"])
-        return result
-
-    def _forecasts(self, table, preds):
-        """One row per series and step past its end: id, step, date, forecast, quantiles (as Run._forecasts)."""
-        import pandas as pd
-
-        from deepstation.data.series import LEVEL, forecasting_input, future_dates
-
-        (name, pred), = preds.items()
-        codec, levels = self.targets[name], table.frame[LEVEL].to_numpy()
-        f = table.frame.attrs["forecast"]
-        values = codec.decode(pred["value"], levels)  # [series, horizon]
-        n, h = values.shape
-        columns = {}
-        if forecasting_input(self.task).id:
-            columns["id"] = np.repeat(np.asarray(f["ids"], dtype=object), h)
-        columns["step"] = np.tile(np.arange(1, h + 1), n)
-        if all(d is not None for d in f["dates"]):
-            columns["date"] = [d for dates in f["dates"] for d in future_dates(dates, h)]
-        columns["forecast"] = values.ravel()
-        if "quantiles" in pred:
-            q = codec.decode(pred["quantiles"], levels)  # [series, horizon, quantiles]
-            for j, level in enumerate(codec.spec.quantiles):
-                columns[f"q{level:g}"] = q[:, :, j].ravel()
-        return pd.DataFrame(columns)
+        return prediction_frame(self.task, self.targets, table, preds)
 
 
 def decode_head(kind: str, raw: dict, name: str) -> dict:
