@@ -174,6 +174,26 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def positive(value: str) -> float:
+    """An argparse type: a finite number above 0."""
+    return _number(value, lambda n: n > 0, "a positive number")
+
+
+def non_negative(value: str) -> float:
+    """An argparse type: a finite number of at least 0 (0.5 GPUs, 0 ms)."""
+    return _number(value, lambda n: n >= 0, "a number of at least 0")
+
+
+def _number(value: str, fits, expected: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (fits(number) and number != float("inf")):  # NaN fits nothing
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
+    return number
+
+
 def device_name(value: str) -> str:
     """An argparse type: a device as trainer.device takes it."""
     import re

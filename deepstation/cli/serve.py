@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from deepstation.cli import device_name, positive_int, verb_parser
+from deepstation.cli import device_name, non_negative, positive, positive_int, verb_parser
 
 TOKEN_ENV = "DEEPSTATION_SERVE_TOKEN"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -27,9 +27,9 @@ def add_parser(sub, common):
     p.add_argument("--insecure", action="store_true", help="listen beyond this machine without a token")
     p.add_argument("--max-batch", type=positive_int, default=64, metavar="ROWS",
                    help="rows of concurrent requests run in one forward pass (default 64)")
-    p.add_argument("--max-wait-ms", type=_non_negative, default=2.0, metavar="MS",
+    p.add_argument("--max-wait-ms", type=non_negative, default=2.0, metavar="MS",
                    help="how long a pass waits for more requests on their way (default 2)")
-    p.add_argument("--max-body-mb", type=_positive, default=10.0, metavar="MB",
+    p.add_argument("--max-body-mb", type=positive, default=10.0, metavar="MB",
                    help="largest request body (default 10); larger ones get 413")
     p.add_argument("--max-rows", type=positive_int, default=1000, metavar="N",
                    help="most rows in one request (default 1000); more get 413")
@@ -44,7 +44,7 @@ def add_parser(sub, common):
     p.add_argument("--replicas", type=positive_int, metavar="N",
                    help="run N replicas as a Ray Serve deployment (local Ray, or --ray-address)")
     p.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster, such as ray://head:10001 or auto")
-    p.add_argument("--gpus-per-replica", type=_non_negative, metavar="G", help="GPUs per replica (default 0)")
+    p.add_argument("--gpus-per-replica", type=non_negative, metavar="G", help="GPUs per replica (default 0)")
     p.set_defaults(run=run)
 
 
@@ -52,26 +52,6 @@ def _port(value: str) -> int:
     if not value.strip().isdigit() or int(value) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value!r}")
     return int(value)
-
-
-def _positive(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
-
-
-def _non_negative(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value!r}")
-    return number
 
 
 def check_exposure(host: str, token: str | None, insecure: bool) -> None:

@@ -1,7 +1,7 @@
 """deepstation train TASK.yaml | --resume RUN_DIR"""
 from __future__ import annotations
 
-from deepstation.cli import training_options, verb_parser
+from deepstation.cli import non_negative, training_options, verb_parser
 
 
 def add_parser(sub, common):
@@ -13,7 +13,7 @@ def add_parser(sub, common):
     scale = p.add_argument_group("scale (Ray Train; see docs/cluster.md)")
     scale.add_argument("--workers", type=_workers, metavar="N", help="data-parallel training processes, or auto "
                        "for one per GPU (scale.workers)")
-    scale.add_argument("--gpus-per-worker", type=_gpus, metavar="G", help="GPUs per worker (scale.gpus_per_worker)")
+    scale.add_argument("--gpus-per-worker", type=non_negative, metavar="G", help="GPUs per worker (scale.gpus_per_worker)")
     scale.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (scale.ray_address); default: "
                        "a local one for the run")
     p.set_defaults(run=run)
@@ -27,18 +27,6 @@ def _workers(value: str):
 
         raise argparse.ArgumentTypeError(f"expected a positive whole number or auto, got {value!r}")
     return int(value)
-
-
-def _gpus(value: str) -> float:
-    import argparse
-
-    try:
-        gpus = float(value)
-    except ValueError:
-        gpus = -1.0
-    if not gpus >= 0:  # also NaN
-        raise argparse.ArgumentTypeError(f"expected a number of GPUs of 0 or more, such as 1 or 0.5, got {value!r}")
-    return gpus
 
 
 def run(args) -> int:
