@@ -7,6 +7,7 @@ DataLoader, no worker processes, one CPU-GPU sync per epoch.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 import signal
 import threading
 import time
@@ -82,78 +83,84 @@ def fit(model, train, valid, codecs, cfg, plan, store, progress, resume: dict | 
     stopped, saved_epoch = "completed", first - 1
     epoch = first - 1
     progress.start(cfg.epochs, first - 1, cfg.monitor)
-    try:
-        with Interrupts() as interrupts:
-            for epoch in range(first, cfg.epochs + 1):
-                model.train()
-                started = time.perf_counter()
-                order = dist.shard(torch.randperm(n, generator=shuffle)).to(device)
-                losses = []
-                for step in range(steps):
-                    if scheduled:
-                        _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
-                                                         steps * cfg.epochs))
-                    index = order[step * bs:(step + 1) * bs]
-                    xb, yb = take(x_train, index), take(y_train, index)
-                    with plan.autocast():
-                        loss = model.loss(step_model(xb), yb)
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaling:  # fp16: scale the loss, unscale before clipping, skip steps that overflowed
-                        scaler.scale(loss).backward()
-                        if cfg.grad_clip:
-                            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        if cfg.grad_clip:
-                            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                        optimizer.step()
-                    losses.append(loss.detach())
-                losses = dist.mean(torch.stack(losses).float()).cpu()  # note: the epoch's one CPU-GPU sync point
-                if not torch.isfinite(losses).all():
-                    bad = int(torch.nonzero(~torch.isfinite(losses))[0])
-                    kept = f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch else "no checkpoint was kept"
-                    raise TrainingError(
-                        f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of "
-                        f"{steps}; {kept}; lower trainer.learning_rate or set trainer.grad_clip")
-                seconds = time.perf_counter() - started
-
-                record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
-                          "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
-                if len(valid):
-                    record["valid"] = dist.rank0(evaluate, model, valid_dev, plan, cfg.eval_batch_size, codecs)
-                value = _monitored(record, split, cfg.monitor)
-                if improved(cfg.monitor, value, best):
-                    best, best_epoch, stale = value, epoch, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                    store.save_best(best_state)
+    # on the way out, whichever way: the background checkpoint writes finish, the progress display closes
+    with Interrupts() as interrupts, _finally(store.flush, progress.close):
+        for epoch in range(first, cfg.epochs + 1):
+            model.train()
+            started = time.perf_counter()
+            order = dist.shard(torch.randperm(n, generator=shuffle)).to(device)
+            losses = []
+            for step in range(steps):
+                if scheduled:
+                    _set_lr(optimizer, learning_rate(cfg.schedule, cfg.learning_rate, (epoch - 1) * steps + step,
+                                                     steps * cfg.epochs))
+                index = order[step * bs:(step + 1) * bs]
+                xb, yb = take(x_train, index), take(y_train, index)
+                with plan.autocast():
+                    loss = model.loss(step_model(xb), yb)
+                optimizer.zero_grad(set_to_none=True)
+                if scaling:  # fp16: scale the loss, unscale before clipping, skip steps that overflowed
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
                 else:
-                    stale += 1
-                store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
+                    loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                losses.append(loss.detach())
+            losses = dist.mean(torch.stack(losses).float()).cpu()  # note: the epoch's one CPU-GPU sync point
+            if not torch.isfinite(losses).all():
+                bad = int(torch.nonzero(~torch.isfinite(losses))[0])
+                kept = f"the checkpoint of epoch {saved_epoch} is kept" if saved_epoch else "no checkpoint was kept"
+                raise TrainingError(
+                    f"training diverged: the loss became {float(losses[bad])} at epoch {epoch}, step {bad + 1} of "
+                    f"{steps}; {kept}; lower trainer.learning_rate or set trainer.grad_clip")
+            seconds = time.perf_counter() - started
 
-                if cfg.patience and stale >= cfg.patience:
-                    stopped = "early_stop"
-                elif cfg.max_minutes and dist.any(time.perf_counter() - began >= cfg.max_minutes * 60):
-                    stopped = "time_budget"
-                progress.epoch(record)
-                now = time.perf_counter()
-                if (checkpoint_due(now - started, now - saved_at, cfg.checkpoint_every) or stopped != "completed"
-                        or epoch == cfg.epochs or interrupts.asked):  # always the last epoch, and a stopped one
+            record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 4),
+                      "samples_per_s": round(n / seconds, 1), "train": {"loss": float(losses.mean())}}
+            if len(valid):
+                record["valid"] = dist.rank0(evaluate, model, valid_dev, plan, cfg.eval_batch_size, codecs)
+            value = _monitored(record, split, cfg.monitor)
+            if improved(cfg.monitor, value, best):
+                best, best_epoch, stale = value, epoch, 0
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                store.save_best(best_state)
+            else:
+                stale += 1
+            store.append_metrics(record)  # before the checkpoint: a resume drops lines past the checkpoint's epoch
+
+            if cfg.patience and stale >= cfg.patience:
+                stopped = "early_stop"
+            elif cfg.max_minutes and dist.any(time.perf_counter() - began >= cfg.max_minutes * 60):
+                stopped = "time_budget"
+            progress.epoch(record)
+            now = time.perf_counter()
+            if (checkpoint_due(now - started, now - saved_at, cfg.checkpoint_every) or stopped != "completed"
+                    or epoch == cfg.epochs):  # always the last epoch, and a stopped one
+                _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device)
+                saved_at, saved_epoch = now, epoch
+            interrupts.saved = saved_epoch == epoch
+            if interrupts.asked:  # a signal came while this epoch was not checkpointed: save it, then stop
+                if saved_epoch != epoch:
                     _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device)
-                    saved_at, saved_epoch = now, epoch
-                interrupts.saved = saved_epoch == epoch
-                if interrupts.asked:  # a signal during an epoch not yet checkpointed: it is now, so stop
-                    if saved_epoch != epoch:  # (it came between the two lines above)
-                        _checkpoint(store, epoch, model, optimizer, scaler, shuffle, best, best_epoch, stale, device)
-                    raise KeyboardInterrupt
-                if stopped != "completed":
-                    break
-    finally:
-        store.flush()  # the background checkpoint writes, whichever way the loop ended
-        progress.close()
+                raise KeyboardInterrupt
+            if stopped != "completed":
+                break
     return Outcome(epochs=epoch, best_epoch=best_epoch, best=best, stopped=stopped, best_state=best_state)
+
+
+@contextmanager
+def _finally(*calls):
+    try:
+        yield
+    finally:
+        for call in calls:
+            call()
 
 
 def checkpoint_due(epoch_seconds: float, since_saved: float, every: float) -> bool:
