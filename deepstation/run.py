@@ -513,6 +513,18 @@ def prediction_frame(task: Task, targets: dict, table, preds: dict):
     return pd.DataFrame(columns)
 
 
+def without_blobs(frame):
+    """The frame less its columns of arrays, lists or bytes (built-in images, whole series, decoded request files):
+    inputs that belong neither in a CSV nor in a response."""
+    def blobs(column) -> bool:
+        if column.dtype != object or len(column) == 0:
+            return False
+        first = column.iloc[0]
+        return hasattr(first, "shape") or isinstance(first, (bytes, bytearray, memoryview, list, tuple))
+
+    return frame[[c for c in frame.columns if not blobs(frame[c])]]
+
+
 def seed(value: int) -> None:
     import random
 
@@ -566,8 +578,6 @@ def _check_monitor(task: Task) -> None:
 def _check_data(task: Task, data) -> list[str]:
     """What the split and the labels allow, before anything trains: refuse a run whose results would mean nothing
     (no test rows, one class, a monitor no validation row can give); warn about what is legal but likely wrong."""
-    import sys
-
     from deepstation.data.series import forecasting_input
 
     rows = {split: len(part) for split, part in data.parts.items()}

@@ -27,7 +27,7 @@ def run(args) -> int:
     from deepstation import files
     from deepstation.cli import check_output, check_run
     from deepstation.errors import DeepstationError
-    from deepstation.run import Run
+    from deepstation.run import Run, without_blobs
 
     if args.output and not args.output.lower().endswith((".csv", ".parquet")):
         raise DeepstationError(f"-o {args.output}: expected a .csv or .parquet file name")
@@ -41,8 +41,7 @@ def run(args) -> int:
     frame = r.predict(args.input, ids=args.ids)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)  # results/preds.csv makes results/, as mkdir -p
-    # arrays (built-in images) do not belong in a CSV
-    frame = frame[[c for c in frame.columns if not _holds_arrays(frame[c])]]
+    frame = without_blobs(frame)  # arrays (built-in images) do not belong in a CSV
     if not args.output:
         frame.to_csv(sys.stdout, index=False)
     elif args.output.lower().endswith(".parquet"):
@@ -56,7 +55,3 @@ def run(args) -> int:
     if args.output:
         print(f"{len(frame)} prediction(s) written to {args.output}", file=sys.stderr)
     return 0
-
-
-def _holds_arrays(column) -> bool:
-    return column.dtype == object and len(column) > 0 and hasattr(column.iloc[0], "shape")

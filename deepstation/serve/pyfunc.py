@@ -89,8 +89,10 @@ def predict_frame(run, data, allowed: list[Path] | None = None, ids=None) -> pd.
         from deepstation.serve.frames import request_frame
 
         frame = request_frame(run.task, frame, allowed)
+    from deepstation.run import without_blobs
+
     result = run.predict(frame.reset_index(drop=True), ids=ids)
-    return result[[c for c in result.columns if not _holds_blobs(result[c])]].reset_index(drop=True)
+    return without_blobs(result).reset_index(drop=True)
 
 
 def log_model(store, run_id: str, folder) -> None:
@@ -249,12 +251,3 @@ def _quiet(name: str):
         yield
     finally:
         logger.setLevel(level)
-
-
-def _holds_blobs(column) -> bool:
-    """A column of arrays or lists (images, whole series) or of bytes (decoded request images and audio): inputs,
-    not worth sending back in a response."""
-    if column.dtype != object or len(column) == 0:
-        return False
-    first = column.iloc[0]
-    return hasattr(first, "shape") or isinstance(first, (bytes, bytearray, memoryview, list, tuple))
