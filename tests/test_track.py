@@ -285,32 +285,42 @@ class Outage:
     def __init__(self, monkeypatch):
         from deepstation.track.store import Store
 
-        self.down, self.failed, self.ending, real = False, 0, False, Store.call
+        self.down, self.failed, real = False, 0, Store.call
 
         def call(store, method, *args, **kwargs):
             if self.down:
                 self.failed += 1
-                self.down = not self.ending  # asked to end: this call is the outage's last
                 raise ConnectionError("connection refused (injected outage)")
             return real(store, method, *args, **kwargs)
 
         monkeypatch.setattr(Store, "call", call)
 
     def during_epochs(self, monkeypatch, first: int, last: int | None):
-        """Down from epoch `first`'s line; back at epoch `last`'s once a call has met the outage (the tracker sends
-        from a thread of its own, which may not have tried yet)."""
-        real, outage = RunFolder.append_metrics, self
+        """Down from epoch `first`'s line; back at epoch `last`'s once a send has met the outage. The tracker sends
+        from a thread of its own, which may not have tried yet on a busy machine: the loop then asks it again and
+        waits, so the call that meets the outage is a mid-run send, never the end of the run's."""
+        from deepstation.track.tracker import Tracker
+
+        real, outage, real_sync = RunFolder.append_metrics, self, Tracker.sync
+        trackers = []
+
+        def sync(tracker):
+            trackers.append(tracker)
+            return real_sync(tracker)
 
         def append(folder, record):
             real(folder, record)
             if record["epoch"] == first:
                 outage.down = True
             if last is not None and record["epoch"] == last:
-                if outage.failed:
-                    outage.down = False
-                else:
-                    outage.ending = True
+                deadline = time.monotonic() + 60
+                while not outage.failed and time.monotonic() < deadline:
+                    trackers[-1].sync()
+                    time.sleep(0.02)
+                assert outage.failed, "no send met the outage in 60 s"
+                outage.down = False
 
+        monkeypatch.setattr(Tracker, "sync", sync)
         monkeypatch.setattr(RunFolder, "append_metrics", append)
 
 
