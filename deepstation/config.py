@@ -55,11 +55,23 @@ class SqlSource(Strict):
     sql: SqlQuery
 
 
+class SplitFiles(Strict):
+    """Data that comes split: one file (or folder) per split, read alike and marked with its split."""
+
+    train: str = Field(description="The training rows' file")
+    test: str = Field(description="The test rows' file")
+    valid: Optional[str] = Field(None, description="The validation rows' file; default: data.split.valid of the "
+                                                   "training rows, stratified")
+
+
 class Data(Strict):
-    source: Union[str, SqlSource] = Field(
-        description="A CSV or Parquet file, a folder of images with an index CSV, builtin:NAME, or "
-                    "{sql: {url, query}} to read rows from a SQL database")
+    source: Union[str, SqlSource, SplitFiles] = Field(
+        description="A CSV, TSV or Parquet file, a UCR/UEA .tsv or sktime .ts archive file, a folder of images "
+                    "with an index CSV, builtin:NAME, {sql: {url, query}} to read rows from a SQL database, or "
+                    "{train: FILE, test: FILE, valid: FILE} for data that comes split")
     index: str = Field("index.csv", description="For a folder source: the CSV inside it listing path,label rows")
+    header: bool = Field(True, description="false: the CSV/TSV has no header row; its columns are named "
+                                           "col_0, col_1, ...")
     split: Split = Split()
     on_bad_sample: Literal["error", "skip"] = "error"
     options: dict[str, Any] = Field(default_factory=dict, description="Settings of a builtin: source, such as its size")
@@ -88,6 +100,9 @@ class ImageInput(Strict):
     size: Optional[tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]] = Field(
         None, description="[height, width]; default: the first image's size")
     channels: Optional[Literal[1, 3]] = Field(None, description="1 (grayscale) or 3 (RGB); default: the first image's")
+    resize: Literal["stretch", "pad", "crop"] = Field(
+        "pad", description="An image of another size than `size`: pad (keep the aspect ratio, scale to fit and pad "
+                           "the rest), crop (keep the aspect ratio, scale to cover and cut the centre) or stretch")
 
 
 class AudioInput(Strict):
@@ -104,17 +119,25 @@ class SeriesInput(Strict):
 
     name: str
     type: Literal["series"]
-    columns: list[str] = Field(min_length=1, description="Value columns (rows in time order); or one column of arrays")
+    columns: list[str] = Field(min_length=1, description="Value columns (rows in time order; or, with `id`, one "
+                                                         "column per channel of a long table); or one column of "
+                                                         "arrays; patterns such as \"v*\" name many")
     window: Optional[int] = Field(None, ge=2, description="Past steps the model sees; leave out when each row holds "
                                                          "a whole series")
     date: Optional[str] = Field(None, description="Date column: parsed, checked for order and duplicates")
     calendar: bool = Field(False, description="Add month-of-year and day-of-week features of the forecast origin")
     transform: Literal["none", "log"] = Field("none", description="log for series that grow by multiples")
-    id: Optional[str] = Field(None, description="Forecasting many series: the column naming each row's series (long "
-                                                "format: one row per series and time step); one global model learns "
-                                                "from the windows of every series")
+    id: Optional[str] = Field(None, description="The column naming each row's series (long format: one row per "
+                                                "series and time step). Forecasting: one global model learns from "
+                                                "the windows of every series; otherwise each id's rows are gathered "
+                                                "into one series, one sample")
     order: Optional[str] = Field(None, description="A column of whole time steps (t) ordering each series' rows, "
                                                    "when there is no `date`; default: the row order")
+    length: Optional[int] = Field(None, ge=2, description="Whole series of different lengths are brought to this "
+                                                          "length (see `unequal`); default: the longest")
+    unequal: Literal["pad", "resample"] = Field(
+        "pad", description="Whole series of different lengths: pad (at the end, with the channel's mean; longer ones "
+                           "are cut) or resample (linear interpolation to `length`)")
     season: Optional[int] = Field(None, ge=1, description="Steps per season (12 monthly, 4 quarterly, 1 none), for "
                                                           "seasonal naive, MASE and the references; default: from "
                                                           "the dates, else 1")
@@ -408,10 +431,19 @@ def _forecasting_checks(task: Task) -> None:
     forecasting = next((i for i in task.inputs if i.type == "series" and i.window), None)
     for i in task.inputs:
         if i.type == "series" and not i.window:
-            for key in ("id", "order", "season", "max_origins", "min_history"):
-                if getattr(i, key) is not None:
+            for key in ("season", "max_origins", "min_history"):
+                if getattr(i, key) not in (None, False):
                     raise ValueError(f"inputs.{i.name}.{key}: only a forecasting input (with `window`) takes "
                                      f"`{key}`; set inputs.{i.name}.window or remove `{key}`")
+            if i.order and not i.id:
+                raise ValueError(f"inputs.{i.name}.order: `order` sorts the rows of each series named by `id`; set "
+                                 f"inputs.{i.name}.id or remove `order`")
+        if i.type == "series" and i.window and (i.length is not None or i.unequal != "pad"):
+            raise ValueError(f"inputs.{i.name}.{'length' if i.length is not None else 'unequal'}: a forecasting input "
+                             f"reads windows of `window` steps; remove it")
+        if i.type == "series" and i.embed_id and not i.window:
+            raise ValueError(f"inputs.{i.name}.embed_id: an id embedding is for forecasting many series (`window` "
+                             f"and `id`); remove it")
         if i.type == "series" and i.embed_id and not i.id:
             raise ValueError(f"inputs.{i.name}.embed_id: an id embedding needs `id` naming each row's series")
         if i.type == "series" and i.window and i.min_history and i.min_history > i.window:
@@ -424,6 +456,9 @@ def _forecasting_checks(task: Task) -> None:
         if o.type == "number" and o.quantiles and not forecasting:
             raise ValueError(f"outputs.{o.name}.quantiles: prediction intervals are for forecasts; they need a "
                              f"series input with `window`")
+    if forecasting and isinstance(task.data.source, SplitFiles):
+        raise ValueError("data.source: a forecasting task holds out each series' last points for validation and test "
+                         "itself; give one file with the whole series")
     uses_nbeats = [n for n, e in task.model.encoders.items() if e.kind == "nbeats"]
     if uses_nbeats and not forecasting:
         raise ValueError(f"model.encoders.{uses_nbeats[0]}.kind: `nbeats` forecasts; it needs a series input with "
@@ -562,6 +597,8 @@ def _resolve_paths(task: Task, base: Path) -> Task:
         url = match.group(1) + str((base / path).resolve()) + (match.group(3) or "")
         sql = source.sql.model_copy(update={"url": url})
         new = source.model_copy(update={"sql": sql})
+    elif isinstance(source, SplitFiles):
+        new = source.model_copy(update={k: str((base / v).resolve()) for k, v in source.model_dump().items() if v})
     elif source.startswith("builtin:") or Path(source).is_absolute():
         return task
     else:

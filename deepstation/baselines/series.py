@@ -36,11 +36,18 @@ class SummaryForest:
     def __init__(self, task):
         pass
 
+    @classmethod
+    def _features(cls, raw: dict) -> np.ndarray:
+        x = raw["x"]  # [N, length, channels]; series shorter than the rest end in NaN (their padding)
+        steps = (~np.isnan(x).all(axis=2)).sum(axis=1)
+        if (steps == x.shape[1]).all():
+            return cls._summary(x)
+        return np.vstack([cls._summary(x[i:i + 1, :max(n, 1)]) for i, n in enumerate(steps)])
+
     @staticmethod
-    def _features(raw: dict) -> np.ndarray:
+    def _summary(x: np.ndarray) -> np.ndarray:
         from scipy import stats
 
-        x = raw["x"]  # [N, length, channels]
         t = np.arange(x.shape[1]) - (x.shape[1] - 1) / 2
         centred = x - x.mean(axis=1, keepdims=True)
         lag1 = (centred[:, 1:] * centred[:, :-1]).sum(1) / np.maximum((centred ** 2).sum(1), 1e-9)

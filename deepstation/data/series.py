@@ -7,7 +7,9 @@
   (the M4 convention), and every training target ends before those (no leakage). Each window is taken relative
   to its own level (its mean, after the optional log): by difference, or for many series by ratio, so that one
   global model sees series of any size on one scale.
-- classification and the like (`window` left out): each row holds a whole series (an array).
+- classification and the like (`window` left out): each row holds a whole series (an array, or a value per
+  column of a wide table), or with `id` the rows are time steps (long format) and `gather_series` makes each id's
+  rows one sample. Series of different lengths are padded or resampled to one length (`unequal`).
 """
 from __future__ import annotations
 
@@ -205,6 +207,84 @@ def _gather(inp, out, table, for_prediction: bool, ids) -> list[dict]:
     return found
 
 
+def long_inputs(task) -> list:
+    """The series inputs whose rows are time steps of whole series named by `id` (no `window`)."""
+    return [i for i in task.inputs if i.type == "series" and i.id and not i.window]
+
+
+def gather_series(task, table):
+    """Long format to one row per series: each id's rows (in `order`, else row order) stacked as an array in the
+    input's own column; the other columns the task reads must hold one value per series (a label, a split). With
+    files given per split, the same id in two files is two series."""
+    from deepstation.data.sources import GIVEN_SPLIT, Table, require_columns
+
+    inputs, frame, origin = long_inputs(task), table.frame, table.origin
+    key = inputs[0].id
+    other = next((i for i in inputs if i.id != key), None)
+    if other is not None:
+        raise DeepstationError(f"inputs.{other.name}.id: `{other.id}`, but inputs.{inputs[0].name}.id is `{key}`; "
+                               f"series gathered from one table share one id column")
+    require_columns(table, {key: f"inputs.{inputs[0].name}.id",
+                            **{c: f"inputs.{i.name}.columns" for i in inputs for c in i.columns},
+                            **{i.order: f"inputs.{i.name}.order" for i in inputs if i.order}})
+    keys = frame[key]
+    if keys.isna().any():
+        row = int(np.flatnonzero(keys.isna().to_numpy())[0])
+        raise DeepstationError(f"{origin}: row {row + 1}, column `{key}` (inputs.{inputs[0].name}.id): the series "
+                               f"id is empty; give every row its series' id")
+    groups = frame[[GIVEN_SPLIT, key]] if GIVEN_SPLIT in frame else keys
+    codes = (pd.MultiIndex.from_frame(groups) if GIVEN_SPLIT in frame else groups).factorize()[0]
+    order = inputs[0].order
+    steps = None
+    if order:
+        steps = pd.to_numeric(frame[order], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(steps))
+        if len(bad):
+            raise DeepstationError(f"{origin}: row {bad[0] + 1}, column `{order}` (inputs.{inputs[0].name}.order): "
+                                   f"expected a time step, got {frame[order].iloc[bad[0]]!r}")
+    rows = np.lexsort((steps, codes)) if steps is not None else np.argsort(codes, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(codes[rows])) + 1])
+    if steps is not None:
+        repeat = np.flatnonzero((np.diff(steps[rows]) == 0) & (np.diff(codes[rows]) == 0))
+        if len(repeat):
+            at = rows[repeat[0] + 1]
+            raise DeepstationError(f"{origin}: series {_plain_id(keys.iloc[at])!r}, row {at + 1}, column `{order}`: "
+                                   f"repeats step {frame[order].iloc[at]!r}; each series needs each step once")
+    first = rows[starts]
+    gathered = {key: keys.to_numpy()[first]}
+    for inp in inputs:
+        values = np.stack([_numbers(frame, c, origin, f"inputs.{inp.name}.columns", key) for c in inp.columns], 1)
+        gathered[inp.name] = list(np.split(values[rows].astype(np.float32), starts[1:]))
+    for column in _per_series_columns(task, frame, inputs):
+        _check_constant(frame[column], codes, keys, origin, column, key)
+        gathered[column] = frame[column].to_numpy()[first]
+    return Table(pd.DataFrame(gathered), origin, table.base_dir)
+
+
+def _per_series_columns(task, frame, inputs) -> list[str]:
+    """The columns besides the series' own that the task reads: outputs, the split, other inputs."""
+    from deepstation.data.sources import GIVEN_SPLIT
+
+    names = [o.column for o in task.outputs] + [task.data.split.column, GIVEN_SPLIT]
+    for inp in task.inputs:
+        if inp not in inputs:
+            names += [*(getattr(inp, "columns", None) or []), *(getattr(inp, "categorical", None) or []),
+                      getattr(inp, "column", None)]
+    own = {c for i in inputs for c in (i.id, i.order, *i.columns)}
+    return [c for c in dict.fromkeys(names) if c and c in frame and c not in own]
+
+
+def _check_constant(column: pd.Series, codes, keys, origin, name: str, key: str) -> None:
+    counts = pd.Series(column.astype(str).to_numpy()).groupby(codes).nunique()
+    if (counts > 1).any():
+        code = int(counts.index[np.argmax(counts.to_numpy() > 1)])
+        rows = np.flatnonzero(codes == code)
+        seen = pd.unique(column.astype(str).to_numpy()[rows])
+        raise DeepstationError(f"{origin}: series {_plain_id(keys.iloc[rows[0]])!r} (column `{key}`) has "
+                               f"{seen[0]!r} and {seen[1]!r} in column `{name}`; a series is one sample, so its "
+                               f"rows need one value there: fix the rows or the id")
+
+
 def _numbers(frame, column, origin, field, id_column) -> np.ndarray:
     """numeric_column, naming the series of a bad value when there are many."""
     try:
@@ -313,14 +393,18 @@ class SeriesCodec:
         self.state = state
 
     def columns(self) -> dict[str, str]:
-        # forecasting tables are windowed first: the input's own name is then its column
-        return {self.spec.name if self.spec.window else c: f"inputs.{self.spec.name}.columns" for c in self.spec.columns}
+        # forecasting tables are windowed first, long tables gathered: the input's own name is then its column
+        gathered = self.spec.window or self.spec.id
+        return {self.spec.name if gathered else c: f"inputs.{self.spec.name}.columns" for c in self.spec.columns}
 
     def read(self, table, on_bad_sample="error"):
+        lengths = None
         if self.spec.window:
             x = np.stack(table.frame[self.spec.name].tolist()).astype(np.float32)
         else:
-            x = self._arrays(table)
+            arrays = self._arrays(table)
+            lengths = np.asarray([len(a) for a in arrays], dtype=np.int64)
+            x = self._one_length(arrays, lengths)
         cal = np.zeros((len(x), 0), dtype=np.float32)
         if self.spec.calendar and ORIGIN in table.frame:
             origin = pd.to_datetime(table.frame[ORIGIN])
@@ -328,33 +412,86 @@ class SeriesCodec:
             cal = np.concatenate([np.eye(12, dtype=np.float32)[month],
                                   np.eye(7, dtype=np.float32)[origin.dt.dayofweek.to_numpy()]], axis=1)
         raw = {"x": x, "cal": cal}
+        if lengths is not None:
+            raw["lengths"] = lengths
         if self.spec.window and self.spec.embed_id:
             raw["id"] = table.frame[SERIES].astype(str).to_numpy(dtype=object)
         return raw, np.zeros(len(x), dtype=bool)
 
-    def _arrays(self, table) -> np.ndarray:
-        columns = self.spec.columns
-        if len(columns) == 1 and table.frame[columns[0]].dtype == object:
-            arrays = [np.asarray(v, dtype=np.float32) for v in table.frame[columns[0]]]
-            arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
-            lengths = {a.shape for a in arrays}
-            if len(lengths) > 1:
-                raise DeepstationError(f"{table.origin}: column `{columns[0]}` holds series of different shapes "
-                                       f"({', '.join(map(str, sorted(lengths)[:3]))}); pad or cut them to one length")
-            return np.stack(arrays)
+    def _arrays(self, table) -> list[np.ndarray]:
+        """Each row's series, [length, channels]: a column of arrays (or one per channel), a gathered long table,
+        or one value per column of a wide table."""
+        frame, columns, name = table.frame, self.spec.columns, self.spec.name
+        if self.spec.id:
+            return list(frame[name])
+        held = [c for c in columns if frame[c].dtype == object and _is_array(frame[c])]
+        if held and len(held) < len(columns):
+            plain = next(c for c in columns if c not in held)
+            raise DeepstationError(f"{table.origin}: inputs.{name}.columns mixes columns of whole series "
+                                   f"(`{held[0]}`) and of single values (`{plain}`); list one kind")
+        if held:
+            found = []
+            for row, cells in enumerate(zip(*(frame[c] for c in columns))):
+                parts = [_as_2d(v, table.origin, row, c, name) for v, c in zip(cells, columns)]
+                if len({len(p) for p in parts}) > 1:
+                    raise DeepstationError(f"{table.origin}: row {row + 1}: the series in columns "
+                                           f"{', '.join(columns)} have different lengths "
+                                           f"({', '.join(str(len(p)) for p in parts)}); each channel needs one")
+                found.append(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+            return found
+        if len(columns) == 1:
+            raise DeepstationError(
+                f"{table.origin}: inputs.{name}.columns names one column of single values (`{columns[0]}`), which "
+                f"makes each row a series one step long; for a long table (a row per time step) set "
+                f"inputs.{name}.id to the column naming each series (and `order` to its step column), or list the "
+                f"value columns of a wide table (patterns such as \"v*\" work)")
         # one row = one series spread over columns (t1, t2, ...): a univariate series per row
-        values = np.stack([numeric_column(table.frame, c, table.origin, f"inputs.{self.spec.name}.columns")
-                           for c in columns], 1)
-        return values[:, :, None].astype(np.float32)
+        values = np.stack([numeric_column(frame, c, table.origin, f"inputs.{name}.columns") for c in columns], 1)
+        return list(values[:, :, None].astype(np.float32))
+
+    def _one_length(self, arrays: list, lengths: np.ndarray) -> np.ndarray:
+        """[N, length, channels]: the fitted length (or `length`, or the longest), shorter series padded with NaN
+        (standardised to 0 by encode) and longer ones cut, or each resampled."""
+        if self.state is not None:
+            target = self.state["length"]
+        else:
+            target = self.spec.length or int(lengths.max(initial=1))
+        channels = {a.shape[1] for a in arrays}
+        if self.state is not None and channels != {self.state["channels"]} and arrays:
+            raise DeepstationError(f"inputs.{self.spec.name}: series with {sorted(channels)[0]} channel(s), but the "
+                                   f"model was trained on {self.state['channels']}")
+        if len(channels) > 1:
+            raise DeepstationError(f"inputs.{self.spec.name}: the series have {' and '.join(map(str, sorted(channels)))}"
+                                   f" channels; every series needs the same number")
+        width = channels.pop() if channels else 1
+        x = np.full((len(arrays), target, width), np.nan, dtype=np.float32)
+        for i, a in enumerate(arrays):
+            if self.spec.unequal == "resample" and len(a) != target:
+                a = _resample(a, target)
+            x[i, :min(len(a), target)] = a[:target]
+        return x
 
     def fit(self, raw) -> None:
         x = raw["x"]
-        std = x.std(axis=(0, 1)) if len(x) else np.ones(x.shape[2])
+        std = np.nanstd(x, axis=(0, 1)) if len(x) else np.ones(x.shape[2])
         self.state = {"length": int(x.shape[1]), "channels": int(x.shape[2]), "calendar": int(raw["cal"].shape[1]),
-                      "mean": x.mean(axis=(0, 1)).tolist() if len(x) else [0.0] * x.shape[2],
-                      "std": np.where(std > 0, std, 1.0).tolist()}
+                      "mean": np.nanmean(x, axis=(0, 1)).tolist() if len(x) else [0.0] * x.shape[2],
+                      "std": np.where(np.isfinite(std) & (std > 0), std, 1.0).tolist()}
+        lengths = raw.get("lengths")
+        if lengths is not None and len(lengths) and lengths.min() != lengths.max():
+            self.state["unequal"] = {"shortest": int(lengths.min()), "longest": int(lengths.max()),
+                                     "how": self.spec.unequal}
         if "id" in raw:  # index 0 is for a series never seen in training
             self.state.update(ids=sorted(set(raw["id"].tolist())), embed=self.spec.embed_id)
+
+    def notes(self) -> list[str]:
+        """What the run's summary should say about the data as read."""
+        u = (self.state or {}).get("unequal")
+        if not u:
+            return []
+        how = ("resampled to" if u["how"] == "resample" else "padded at the end (or cut) to")
+        return [f"inputs.{self.spec.name}: series of {u['shortest']} to {u['longest']} steps, {how} "
+                f"{self.state['length']}"]
 
     def encode(self, raw) -> dict:
         import torch
@@ -364,6 +501,7 @@ class SeriesCodec:
         if x.shape[1] != self.state["length"]:
             raise DeepstationError(f"inputs.{self.spec.name}: series of length {x.shape[1]}, but the model was "
                                    f"trained on length {self.state['length']}")
+        x = np.nan_to_num(x, nan=0.0)  # the padding: the channel's mean
         found = {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "cal": torch.from_numpy(raw["cal"])}
         if self.state.get("ids"):
             index = {name: i + 1 for i, name in enumerate(self.state["ids"])}
@@ -374,3 +512,28 @@ class SeriesCodec:
         return {"type": "series", "length": self.state["length"], "channels": self.state["channels"],
                 "calendar": self.state["calendar"], "ids": len(self.state.get("ids") or []) + 1,
                 "embed": self.state.get("embed", 0)}
+
+
+def _is_array(column: pd.Series) -> bool:
+    first = next((v for v in column if v is not None), None)
+    return first is not None and not isinstance(first, (str, bytes)) and hasattr(first, "__len__")
+
+
+def _as_2d(value, origin, row: int, column: str, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise DeepstationError(f"{origin}: row {row + 1}, column `{column}` (inputs.{name}.columns): expected a "
+                               f"series of numbers, got {str(value)[:40]!r}") from None
+    if a.ndim not in (1, 2) or len(a) == 0:
+        raise DeepstationError(f"{origin}: row {row + 1}, column `{column}` (inputs.{name}.columns): expected a "
+                               f"series ([length] or [length, channels]), got shape {a.shape}")
+    return a[:, None] if a.ndim == 1 else a
+
+
+def _resample(a: np.ndarray, length: int) -> np.ndarray:
+    """Linear interpolation of each channel to `length` steps."""
+    if len(a) == 1:
+        return np.repeat(a, length, axis=0)
+    at = np.linspace(0, len(a) - 1, length)
+    return np.stack([np.interp(at, np.arange(len(a)), a[:, k]) for k in range(a.shape[1])], 1).astype(np.float32)

@@ -1,5 +1,6 @@
-"""Where rows come from: a CSV or Parquet file, a folder of images with an index CSV, builtin:NAME, or a SQL
-database (deepstation.data.sql)."""
+"""Where rows come from: a CSV, TSV or Parquet file, a UCR/UEA archive file (.tsv without a header, sktime's .ts),
+a folder of images with an index CSV, builtin:NAME, a SQL database (deepstation.data.sql), or one of these per
+split ({train: FILE, test: FILE}) for data that comes split."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,19 +32,33 @@ class Table:
     base_dir: Path
 
 
-def read_source(source, index: str = "index.csv", options: dict | None = None) -> Table:
-    """The rows of `data.source`: a path (str), builtin:NAME, or a SqlSource (deepstation.data.sql)."""
+GIVEN_SPLIT = "__given_split__"  # the column marking each row's file when data.source names one file per split
+
+
+def read_task_source(task) -> Table:
+    """The rows of a task's `data` section, its column patterns expanded against them."""
+    d = task.data
+    files = [i.column for i in task.inputs if i.type in ("image", "audio")]
+    return read_source(d.source, d.index, d.options, header=d.header, file_columns=files)
+
+
+def read_source(source, index: str = "index.csv", options: dict | None = None, header: bool = True,
+                file_columns=()) -> Table:
+    """The rows of `data.source`: a path (str), builtin:NAME, a SqlSource (deepstation.data.sql), or a file per
+    split (their rows marked in GIVEN_SPLIT; `file_columns`, paths relative to each file's folder, made absolute)."""
     if options and not (isinstance(source, str) and source.startswith("builtin:")):
         raise DeepstationError(f"data.options: {', '.join(options)} set, but options are settings of a builtin: "
                                f"source and {describe_source(source)} is not one; remove data.options")
-    if not isinstance(source, str):
+    if hasattr(source, "sql"):
         from deepstation.data.sql import read_sql
 
         table = read_sql(source.sql)
+    elif hasattr(source, "train"):
+        table = _read_splits(source, index, header, file_columns)
     elif source.startswith("builtin:"):
         table = _builtin(source.split(":", 1)[1], options or {})
     else:
-        table = _read_path(Path(source), index)
+        table = _read_path(Path(source), index, header)
     if len(table.frame) == 0:
         raise DeepstationError(f"{table.origin}: the data set has no rows; point data.source at a file with data")
     table.frame = table.frame.reset_index(drop=True)
@@ -55,6 +70,8 @@ def describe_source(source) -> str:
     password masked."""
     if isinstance(source, str):
         return source
+    if hasattr(source, "train"):
+        return ", ".join(f"{k}: {v}" for k, v in source.model_dump(exclude_none=True).items())
     from deepstation.data.sql import describe
 
     return describe(source)
@@ -81,24 +98,61 @@ def _builtin(name: str, options: dict) -> Table:
     return Table(frame, f"builtin:{name}" + (f"/{arg}" if arg else ""), Path.cwd())
 
 
-def _read_path(path: Path, index: str) -> Table:
+def _read_splits(source, index: str, header: bool, file_columns) -> Table:
+    """One table of the given splits' rows, each marked with its split in GIVEN_SPLIT. Their columns must agree."""
+    parts, first = [], None
+    for split in ("train", "valid", "test"):
+        name = getattr(source, split)
+        if name is None:
+            continue
+        table = _read_path(Path(name), index, header, f"data.source.{split}")
+        frame = table.frame.copy()
+        if first is not None and list(frame.columns) != list(first.frame.columns):
+            missing = [c for c in first.frame.columns if c not in frame.columns]
+            extra = [c for c in frame.columns if c not in first.frame.columns]
+            what = (f"lacks column `{missing[0]}`" if missing else f"has column `{extra[0]}` that the train file has "
+                    f"not" if extra else "has the same columns in another order")
+            if missing or extra:
+                raise DeepstationError(f"{table.origin} (data.source.{split}) {what}; every split's file needs the "
+                                       f"columns of the train file ({first.origin})")
+            frame = frame[list(first.frame.columns)]
+        for column in file_columns:
+            if column in frame and table.base_dir != Path(source.train).parent:
+                frame[column] = [str(table.base_dir / v) if isinstance(v, str) and v and not Path(v).is_absolute()
+                                 else v for v in frame[column]]
+        frame[GIVEN_SPLIT] = split
+        first = first or table
+        parts.append(frame)
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs = {}
+    origin = " + ".join(str(getattr(source, s)) for s in ("train", "valid", "test") if getattr(source, s))
+    return Table(frame, origin, first.base_dir)
+
+
+def _read_path(path: Path, index: str, header: bool = True, field: str = "data.source") -> Table:
     if path.is_dir():
         index_path = path / index
         if not index_path.is_file():
             raise DeepstationError(f"{path}: a folder source needs an index CSV `{index}` with path,label rows "
                                    f"(or set data.index to the CSV's name)")
-        return Table(_read_file(index_path), str(index_path), path)
+        return Table(_read_file(index_path, header), str(index_path), path)
     if not path.exists():
-        raise DeepstationError(f"data.source: file {path} does not exist; check the path (relative paths are "
+        raise DeepstationError(f"{field}: file {path} does not exist; check the path (relative paths are "
                                f"read from the task file's folder)")
-    return Table(_read_file(path), str(path), path.parent)
+    return Table(_read_file(path, header), str(path), path.parent)
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path, header: bool = True) -> pd.DataFrame:
+    from deepstation.data import archives
+
     suffix = path.suffix.lower()
     try:
+        if suffix == ".ts":
+            return archives.read_ts(path)
+        if suffix == ".tsv" and header and archives.headerless_numbers(path):
+            return archives.read_ucr_tsv(path)
         if suffix in (".csv", ".tsv", ".txt"):
-            return _read_csv(path, "\t" if suffix == ".tsv" else ",")
+            return _read_csv(path, "\t" if suffix == ".tsv" else ",", header)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except pd.errors.EmptyDataError as err:
@@ -109,7 +163,7 @@ def _read_file(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DeepstationError(f"{path}: cannot be read as {suffix[1:]} ({first})") from err
-    raise DeepstationError(f"{path}: unknown file type `{suffix}`; use .csv, .tsv, .parquet or a folder of images")
+    raise DeepstationError(f"{path}: unknown file type `{suffix}`; use .csv, .tsv, .parquet, .ts or a folder of images")
 
 
 def _first_bad_byte(path: Path) -> str:
@@ -134,9 +188,12 @@ def _first_bad_byte(path: Path) -> str:
     return "an invalid byte"
 
 
-def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+def _read_csv(path: Path, sep: str, header: bool = True) -> pd.DataFrame:
     import warnings
 
+    if not header:  # data.header: false: columns col_0, col_1, ...
+        frame = pd.read_csv(path, sep=sep, header=None, index_col=False)
+        return frame.rename(columns=lambda i: f"col_{i}")
     with warnings.catch_warnings():
         # index_col=False: a row with one field more than the header (a comma at the end of each line) would
         # otherwise make pandas read the first column as the index, shifting every column's values one to the left
@@ -197,7 +254,7 @@ def require_columns(table: Table, columns: dict[str, str]) -> None:
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 
 
-def read_inputs(path, file_column: str | None, index: str = "index.csv") -> Table:
+def read_inputs(path, file_column: str | None, index: str = "index.csv", header: bool = True) -> Table:
     """Rows to predict: a CSV or Parquet file, a folder (with an index CSV, or just images or sound files), or
     one image or sound file. `file_column`: the column of a task whose one input is an image or audio."""
     from deepstation.data.image import IMAGE_SUFFIXES
@@ -215,7 +272,7 @@ def read_inputs(path, file_column: str | None, index: str = "index.csv") -> Tabl
         return Table(pd.DataFrame({_file_column(file_column, path): found}), str(path), path)
     if path.suffix.lower() in media:
         return Table(pd.DataFrame({_file_column(file_column, path): [path.name]}), str(path), path.parent)
-    return read_source(str(path), index)
+    return read_source(str(path), index, header=header)
 
 
 def _file_column(column: str | None, path: Path) -> str:
