@@ -36,7 +36,7 @@ def main(argv=None) -> int:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             metric, target, check = TASKS.get(task, ("loss", "-", None))
             deep = r["deep"]["metrics"][r["split"]].get(metric)
-            base = r["baseline"]["metrics"][r["split"]].get(metric) if r["baseline"] else None
+            base = (r["baseline"] or {}).get("metrics", {}).get(r["split"], {}).get(metric)
             ref = r.get("reference", {}).get("metrics", {}).get("test", {}).get(metric) if r.get("reference") else None
             verdict = "-" if check is None or deep is None else ("met" if check(deep, base) else "**missed**")
             rows.append(f"| `{task}` | {metric} | {_f(deep)} | {_f(base)} | {_f(ref)} | {target}: {verdict} | "

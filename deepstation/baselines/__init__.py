@@ -3,6 +3,8 @@ model, on the same rows and split, scored by the same metrics.
 
 A baseline is chosen by the task's (input type, output type): see BASELINES. Each one has
 fit(inputs, outputs) and predict(inputs) on the raw, unencoded values that deepstation.data.prepare reads.
+A baseline whose hand-picked features cannot apply to the task's data raises NotApplicable from fit; the
+comparison then says why it was skipped instead of scoring it.
 """
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ BASELINES = {
     ("series", "number"): "deepstation.baselines.series:LagRegression",
     ("series", "category"): "deepstation.baselines.series:SummaryForest",
 }
+
+
+class NotApplicable(Exception):
+    """Raised by a baseline's fit when its method cannot apply to the training rows; the message is one line
+    saying why (e.g. the glyphs found do not line up with the captions' words)."""
 
 
 def baseline_for(task):

@@ -5,13 +5,14 @@ import time
 
 import numpy as np
 
-from deepstation.baselines import baseline_for
+from deepstation.baselines import NotApplicable, baseline_for
 from deepstation.training import metrics
 
 
 def run_baseline(task, data) -> dict | None:
-    """{"name", "metrics": {split: {...}}, "fit_seconds", "predict_ms_per_sample", "size", "predictions": the
-    last split's (test's) predictions}; None when the task has no baseline."""
+    """{"name", "description", "metrics": {split: {...}}, "fit_seconds", "predict_ms_per_sample", "size",
+    "predictions": the last split's (test's) predictions}; {"name", "description", "skipped": why} when the
+    baseline cannot apply to the data (NotApplicable); None when the task has no baseline."""
     cls = baseline_for(task)
     if cls is None:
         return None
@@ -20,7 +21,10 @@ def run_baseline(task, data) -> dict | None:
     train_in, train_out = data.raw["train"]
     model = cls(task)
     began = time.perf_counter()
-    model.fit(train_in[inp], train_out[out])
+    try:
+        model.fit(train_in[inp], train_out[out])
+    except NotApplicable as err:
+        return {"name": cls.__name__, "description": cls.description, "skipped": str(err)}
     fit_seconds = time.perf_counter() - began
     result, timing = {}, None
     for split, (inputs, outputs) in data.raw.items():

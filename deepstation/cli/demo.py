@@ -45,7 +45,7 @@ def run(args) -> int:
         split = r["split"]
         ref = r.get("reference")
         cells = {"deep": r["deep"]["metrics"][split].get(metric),
-                 "hand-picked": r["baseline"]["metrics"][split].get(metric) if r["baseline"] else None,
+                 "hand-picked": (r["baseline"] or {}).get("metrics", {}).get(split, {}).get(metric),
                  "classical": ref["metrics"]["test"].get(metric) if ref else None}
         winners = r.get("best", {}).get(metric, [])
         bold = {k: any(w == k or (k == "classical" and ref and w == ref["name"]) for w in winners) for k in cells}

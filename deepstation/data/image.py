@@ -1,6 +1,8 @@
-"""Image inputs: decoded with Pillow, resized, scaled to 0..1, normalised per channel on the training rows.
+"""Image inputs: decoded with Pillow, brought to one size, scaled to 0..1, normalised per channel on the training rows.
 
 A column holds paths (relative to the index file's folder) or, for built-in sets, arrays already in 0..1.
+An image of another size than the target (`size`, or the first image's) is padded, cropped or stretched to it
+(`resize`); the codec counts them, and its state and notes() say how many and what was done.
 """
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from deepstation.data.sources import decode_rows, resolve_file
-from deepstation.errors import DeepstationError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+DONE = {"pad": "scaled to fit and padded with black, keeping their aspect ratio",
+        "crop": "scaled to cover and cut to the centre, keeping their aspect ratio",
+        "stretch": "stretched to fit, not keeping their aspect ratio"}
 
 
 class ImageCodec:
@@ -20,12 +24,16 @@ class ImageCodec:
         self.state = state
         self.size = tuple(state["size"]) if state else (tuple(spec.size) if spec.size else None)
         self.channels = state["channels"] if state else spec.channels
+        # a run from before `resize` existed stretched every image: its state has no "resize"
+        self.resize = state.get("resize", "stretch") if state else spec.resize
+        self.seen: dict = {}
 
     def columns(self) -> dict[str, str]:
         return {self.spec.column: f"inputs.{self.spec.name}.column"}
 
     def read(self, table, on_bad_sample="error"):
         """Decode every row: ([N, C, H, W] float32 in 0..1, mask of rows that could not be decoded)."""
+        self.seen = {}  # (height, width) -> images of that size, before resizing
         # PIL's UnidentifiedImageError is an OSError
         images, bad = decode_rows(table, self.spec.column, self._decode, "image", (OSError, ValueError), _reason,
                                   on_bad_sample)
@@ -40,9 +48,9 @@ class ImageCodec:
             array = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
             if self.channels is None:
                 self.channels = 1 if array.shape[0] == 1 else 3
-            if self.size is None:
-                self.size = tuple(array.shape[1:])
-            return self._fit_array(array)
+            if array.shape[0] != self.channels:
+                array = array.mean(axis=0, keepdims=True) if self.channels == 1 else np.repeat(array[:1], 3, axis=0)
+            return self._sized(array)
         import io
 
         from PIL import Image
@@ -52,30 +60,43 @@ class ImageCodec:
             im.load()
             if self.channels is None:
                 self.channels = 1 if im.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-            if self.size is None:
-                self.size = (im.height, im.width)
             im = im.convert("L" if self.channels == 1 else "RGB")
-            if (im.height, im.width) != self.size:
-                im = im.resize((self.size[1], self.size[0]), Image.BILINEAR)
             array = np.asarray(im, dtype=np.float32) / 255.0
-        return array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+        return self._sized(array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0))
 
-    def _fit_array(self, array: np.ndarray) -> np.ndarray:
-        from PIL import Image
-
-        if array.shape[0] != self.channels:
-            array = array.mean(axis=0, keepdims=True) if self.channels == 1 else np.repeat(array[:1], 3, axis=0)
-        if tuple(array.shape[1:]) != self.size:
-            array = np.stack([np.asarray(Image.fromarray(c, mode="F").resize((self.size[1], self.size[0]),
-                                                                           Image.BILINEAR)) for c in array])
-        return array
+    def _sized(self, array: np.ndarray) -> np.ndarray:
+        """[C, h, w] -> [C, H, W] at the target size, by self.resize; counted by its size as it came."""
+        found = tuple(array.shape[1:])
+        if self.size is None:
+            self.size = found
+        self.seen[found] = self.seen.get(found, 0) + 1
+        if found == self.size:
+            return array
+        return np.stack([resize_plane(plane, self.size, self.resize) for plane in array])
 
     def fit(self, raw) -> None:
         axes = (0, 2, 3)
         std = raw.std(axis=axes) if len(raw) else np.ones(self.channels)
-        self.state = {"size": list(self.size), "channels": self.channels,
+        self.state = {"size": list(self.size), "channels": self.channels, "resize": self.resize,
                       "mean": raw.mean(axis=axes).tolist() if len(raw) else [0.0] * self.channels,
                       "std": np.where(std > 0, std, 1.0).tolist()}
+        other = {size: n for size, n in self.seen.items() if size != self.size}
+        if other:  # every row read (all splits), not only the training ones
+            h, w = self.size
+            self.state["resized"] = {"count": sum(other.values()), "of": sum(self.seen.values()), "how": self.resize,
+                                     "sizes": len(self.seen),
+                                     "other_aspect": sum(n for (a, b), n in other.items() if a * w != b * h)}
+
+    def notes(self) -> list[str]:
+        """One line when the images were not all of the target size and resizing changed more than their scale:
+        their sizes vary, or some have another aspect ratio than the target (for the run's summary)."""
+        resized = (self.state or {}).get("resized")
+        if not resized or (resized["sizes"] < 2 and not resized["other_aspect"]):
+            return []
+        h, w = self.state["size"]
+        return [f"inputs.{self.spec.name}: {resized['count']} of {resized['of']} images were not {h}x{w} (height x "
+                f"width); {DONE[resized['how']]} (set inputs.{self.spec.name}.size or resize: stretch | pad | crop "
+                f"to choose)"]
 
     def encode(self, raw) -> dict:
         import torch
@@ -86,6 +107,31 @@ class ImageCodec:
 
     def shape(self) -> dict:
         return {"type": "image", "channels": self.state["channels"], "size": self.state["size"]}
+
+
+def resize_plane(plane: np.ndarray, size: tuple, how: str) -> np.ndarray:
+    """One channel [h, w] (float) -> [H, W]: stretched; or scaled to fit inside, keeping the aspect ratio, and
+    centred on black (pad); or scaled to cover, keeping the aspect ratio, and its centre cut out (crop)."""
+    from PIL import Image
+
+    (h, w), (H, W) = plane.shape, size
+    im = Image.fromarray(np.ascontiguousarray(plane, dtype=np.float32), mode="F")
+    if how == "stretch":
+        return np.asarray(im.resize((W, H), Image.BILINEAR))
+    scale = min(H / h, W / w) if how == "pad" else max(H / h, W / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if how == "pad":
+        nh, nw = min(nh, H), min(nw, W)
+    else:
+        nh, nw = max(nh, H), max(nw, W)
+    scaled = np.asarray(im.resize((nw, nh), Image.BILINEAR))
+    if how == "crop":
+        top, left = (nh - H) // 2, (nw - W) // 2
+        return scaled[top:top + H, left:left + W].copy()
+    out = np.zeros((H, W), dtype=np.float32)
+    top, left = (H - nh) // 2, (W - nw) // 2
+    out[top:top + nh, left:left + nw] = scaled
+    return out
 
 
 def _reason(err: Exception) -> str:
