@@ -31,37 +31,50 @@ def run(args) -> int:
 
 
 def comparison_table(result: dict):
-    """Metrics as rows, methods as columns (deep, hand-picked, each classical reference); the best on each metric
-    in bold, whichever method it is; then a line per method saying what it is."""
+    """Metrics as rows, methods as columns (deep, hand-picked, each classical reference); in bold the winners
+    compare.winners found (result["best"]), whichever method they are; a baseline that does not apply shows n/a
+    and why; then a line per method saying what it is."""
     from rich import box
     from rich.console import Group
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     from deepstation.cli.render import _fmt
-    from deepstation.compare import descriptions, losses_of_deep, methods
+    from deepstation.compare import descriptions, losses_of_deep
+    from deepstation.report import columns, not_applicable, scored
 
-    deep, base, split = result["deep"], result["baseline"], result["split"]
-    scored = methods(result, split)
+    deep, base, split = result["deep"], result.get("baseline"), result["split"]
+    shown = columns(result, split)
     best = result.get("best", {})
-    table = Table(title=f"{result['task']} ({split} split)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,  # borderless: 8 columns fit 80
-                  caption="bold: the best on each metric", caption_justify="left")
+    reason = not_applicable(result)
+    # borderless: 8 columns fit 80; the title and the notes below are lines of their own, not wrapped to the table
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("", no_wrap=True)
-    for label, _ in scored:
-        table.add_column(label.replace("_", "\n").replace("-", "-\n"), justify="right", no_wrap=True)
-    for metric in dict.fromkeys(k for _, m in scored for k in m):
-        table.add_row(metric, *[(f"[bold]{_brief(m.get(metric))}[/bold]" if label in best.get(metric, [])
-                                 else _brief(m.get(metric))) for label, m in scored])
-    extra = ["-"] * (len(scored) - 2)
-    if base:
-        table.add_row("training s", _fmt(deep["fit_seconds"]), _fmt(base["fit_seconds"]), *extra)
-        table.add_row("ms / sample", _fmt(deep["predict_ms_per_sample"]), _fmt(base["predict_ms_per_sample"]), *extra)
-        table.add_row("size", f"{deep['parameters']:,}", f"{base['size']:,}", *extra)
-    lost = losses_of_deep(result)
-    if lost:
-        table.caption += "; deep loses on " + "; ".join(lost)
-    legend = [f"{label}: {text}" if label != "hand-picked" else text for label, text in descriptions(result).items()]
-    return Group(table, Text("\n".join(legend), style="dim"))
+    for label, _ in shown:
+        table.add_column(escape(label.replace("_", "\n").replace("-", "-\n")), justify="right", no_wrap=True)
+    for metric in dict.fromkeys(k for _, m in shown for k in m or {}):
+        table.add_row(escape(metric), *[_cell(m, metric, label in best.get(metric, [])) for label, m in shown])
+    extra = ["-"] * (len(shown) - 2)
+    if base:  # a baseline that does not apply was neither fitted nor timed
+        table.add_row("training s", _fmt(deep["fit_seconds"]), "n/a" if reason else _fmt(base["fit_seconds"]), *extra)
+        table.add_row("ms / sample", _fmt(deep["predict_ms_per_sample"]),
+                      "n/a" if reason else _fmt(base["predict_ms_per_sample"]), *extra)
+        table.add_row("size", f"{deep['parameters']:,}", "n/a" if reason else f"{base['size']:,}", *extra)
+    lost = losses_of_deep(scored(result))
+    caption = "bold: the best on each metric" + ("; deep loses on " + "; ".join(lost) if lost else "")
+    legend = [f"{label}: {text}" if label != "hand-picked" else text + (f" (not applicable: {reason})" if reason
+                                                                         else "")
+              for label, text in descriptions(result).items()]
+    return Group(Text(f"{result['task']} ({split} split)", style="italic"), table, Text(caption),
+                 Text("\n".join(legend), style="dim"))
+
+
+def _cell(metrics: dict | None, metric: str, best: bool) -> str:
+    """One method's figure: n/a for a baseline that does not apply (never a score), bold for a winner."""
+    if metrics is None:
+        return "n/a"
+    return f"[bold]{_brief(metrics.get(metric))}[/bold]" if best else _brief(metrics.get(metric))
 
 
 def _brief(value) -> str:

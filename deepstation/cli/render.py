@@ -7,11 +7,26 @@ import sys
 from deepstation.report import fmt as _fmt  # noqa: F401  (used here and by the verbs)
 
 
+# a pipe or a file has no width to fit: tables keep their whole rows (rich would cut them at 80 columns)
+PIPE_WIDTH = 1000
+RULE_WIDTH = 100  # the one thing that fills the whole width: a rule, kept to a line's usual length
+
+
 def console(for_json: bool):
-    """Human output goes to stderr when stdout is reserved for JSON."""
+    """Human output goes to stderr when stdout is reserved for JSON. In a terminal, its width; to a pipe or a file,
+    as wide as the output needs."""
     from rich.console import Console
 
-    return Console(stderr=for_json, highlight=False)
+    class Wide(Console):
+        def rule(self, *args, **kwargs) -> None:
+            from rich.rule import Rule
+
+            self.print(Rule(*args, **kwargs), width=min(self.width, RULE_WIDTH))
+
+    out = Console(stderr=for_json, highlight=False)
+    if out.is_terminal:
+        return out
+    return Wide(stderr=for_json, highlight=False, width=PIPE_WIDTH)
 
 
 def print_json(obj) -> None:

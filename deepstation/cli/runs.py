@@ -53,10 +53,6 @@ def run(args) -> int:
     if args.action == "list":
         runs.sync(runs.pending_folders(files.runs_dir(), store), quiet_running=True)
         rows = runs.list_runs(store, limit=args.limit, experiment=args.experiment)
-        if not out.is_terminal:  # a pipe or a file: whole rows, not 80 columns of ellipses
-            from rich.console import Console
-
-            out = Console(stderr=out.stderr, highlight=False, width=160)
         out.print(list_table(rows, store.shown))
         if args.json:
             render.print_json(rows)
@@ -80,13 +76,12 @@ def list_table(rows: list, where: str):
     from deepstation.cli.render import _fmt
 
     table = Table(title=f"runs in {where}", title_justify="left")
-    for title in ("id", "run folder", "status", "started", "time", "user", "test metric", "device", "cost $"):
+    for title in ("id", "run folder", "status", "started", "time", "user", "metric", "device", "cost $"):
         table.add_column(title, justify="right" if title in ("time", "cost $") else "left",
                          no_wrap=title in ("id", "run folder"))
     for r in rows:
-        key = f"test.{r['monitor']}" if r.get("monitor") else None
-        metric = f"{key[5:]} {_fmt(r['metrics'][key])}" if key in r["metrics"] else next(
-            (f"{k} {_fmt(v)}" for k, v in r["metrics"].items()), "-")
+        found = r.get("headline")  # the task's monitored metric, or its first output's main one
+        metric = "-" if not found else f"{found['metric'].removeprefix('test.')} {_fmt(found['value'])}"
         device = f"{r['device_count']} {r['device']}" if r.get("device") else "-"
         started = (r["start"] or "-")[5:16].replace("T", " ")  # MM-DD HH:MM, UTC
         table.add_row(r["tracking_id"][:8], r["run"] or "-", r["status"].lower(), started, _duration(r["duration_s"]),

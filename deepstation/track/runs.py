@@ -54,8 +54,20 @@ def sync_folder(path) -> str:
             info = files.read_json(folder / "run.json") if (folder / "run.json").is_file() else {}
             cursor["usage"] = _usage(folder, seconds, str(info.get("device", "cpu")), None)
         push_final(store, folder, cursor)
+        ended = _ended_ms(folder)
+        if ended:  # push_final closed the run now; it ended when it last wrote to its folder
+            store.call("set_terminated", cursor["run_id"], cursor["status"], end_time=ended)
     sent = cursor.get("sent_lines", 0) - before
     return f"{folder}: synced {cursor['run_id']} ({sent} epoch line(s) sent, status {cursor.get('status')})"
+
+
+def _ended_ms(folder: Path) -> int | None:
+    """When the run in `folder` ended, as run.json says (for a killed run: its last write), in ms since the epoch."""
+    try:
+        ended = files.read_json(folder / "run.json").get("ended")
+        return int(datetime.fromisoformat(ended).timestamp() * 1000) if ended else None
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def _up_to_date(folder: Path, cursor: dict) -> bool:
@@ -159,10 +171,52 @@ def row(run, names: dict) -> dict:
         "experiment": names.get(info.experiment_id, info.experiment_id), "kind": tags.get("deepstation.kind"),
         "status": info.status, "start": _iso(info.start_time), "duration_s": round(duration, 3) if duration else None,
         "user": tags.get("mlflow.user") or info.user_id, "monitor": tags.get("deepstation.monitor"),
+        "headline": headline(run),
         "metrics": {k: v for k, v in sorted(metrics.items()) if k.startswith(("test.", "baseline."))},
         "device": tags.get("usage.device_kind"), "device_count": int(count) if count else None,
         "cost_usd": metrics.get("usage.cost_usd"),
     }
+
+
+def headline(run) -> dict | None:
+    """The figure a run is judged by: its task's monitored metric (trainer.monitor) or, when that is the loss, its
+    first output's main metric (compare.HEADLINE: accuracy, wer, mase or mape); on the test split, else the
+    validation split. {"metric": "test.accuracy", "value": 0.93}, or None for a run without one."""
+    from deepstation.compare import HEADLINE
+
+    metrics, monitor = run.data.metrics, run.data.tags.get("deepstation.monitor")
+    wanted = [monitor] if monitor and monitor != "loss" else []
+    outputs = _outputs(run)
+    if outputs:
+        name, kind = outputs[0]
+        for metric in ("mase", "mape") if kind == "number" else (HEADLINE.get(kind),):
+            wanted.append(metric if len(outputs) == 1 else f"{name}_{metric}")
+    else:  # an evaluation's run names no outputs: whichever main metric it has
+        wanted += ["accuracy", "wer", "mase", "mape"]
+    wanted.append("loss")
+    for metric in filter(None, wanted):
+        for split in ("test", "valid"):
+            if f"{split}.{metric}" in metrics:
+                return {"metric": f"{split}.{metric}", "value": metrics[f"{split}.{metric}"]}
+    return None
+
+
+def _outputs(run) -> list[tuple[str, str]]:
+    """(name, type) of the run's outputs in the task's order: from its params (outputs.NAME.type), put in the
+    order of its config.yaml where there are several and the folder is here."""
+    params = run.data.params
+    found = {k[len("outputs."):-len(".type")]: v for k, v in params.items()
+             if k.startswith("outputs.") and k.endswith(".type")}
+    run_dir = run.data.tags.get("deepstation.run_dir")
+    if len(found) > 1 and run_dir and (Path(run_dir) / "config.yaml").is_file():
+        import yaml
+
+        try:
+            names = [o["name"] for o in yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["outputs"]]
+            found = {n: found[n] for n in names if n in found} or found
+        except (OSError, yaml.YAMLError, KeyError, TypeError):  # edited by hand: the params' order will do
+            pass
+    return list(found.items())
 
 
 def find_run(store: Store, ref: str):
