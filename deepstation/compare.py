@@ -21,7 +21,7 @@ def compare(task, *, epochs=None, device=None, runs_dir=None, progress=None, tra
     split = "test" if len(data.parts["test"]) else "valid"
     deep_pred, deep_ms, band = _deep_predictions(run, data.parts[split])
     baseline = run_baseline(run.task, data)
-    base_pred = baseline.pop("predictions") if baseline else None
+    base_pred = baseline.pop("predictions", None) if baseline else None
     references = _forecast_references(data, split) if data.forecast else _reference(run.task, data, split)
     result = {
         "task": run.task.name, "split": split,
@@ -137,7 +137,7 @@ HEADLINE = {"sequence": "wer", "category": "accuracy", "number": "mape"}
 def methods(result: dict, split: str) -> list[tuple[str, dict]]:
     """(label, metrics on the split) of every method compared: deep, hand-picked, then each reference."""
     found = [("deep", result["deep"]["metrics"].get(split, {}))]
-    if result.get("baseline"):
+    if result.get("baseline") and "metrics" in result["baseline"]:  # a baseline that could not apply is not scored
         found.append(("hand-picked", result["baseline"]["metrics"].get(split, {})))
     for r in result.get("references") or []:
         found.append((r["name"], r["metrics"].get("test", {}) if split == "test" else {}))
@@ -200,10 +200,13 @@ def losses_of_deep(result: dict) -> list[str]:
 
 
 def _reference(task, data, split: str) -> list[dict] | None:
-    """The classical reference for transcription: pocketsphinx's HMM recogniser, scored like the others."""
+    """The classical references: for transcription pocketsphinx's HMM recogniser, for classifying whole series
+    MiniRocket and 1-NN DTW (deepstation.baselines.classify); scored like the others."""
     from deepstation.training import metrics
 
     inp, out = task.inputs[0], task.outputs[0]
+    if inp.type == "series" and not inp.window and out.type == "category" and len(task.inputs) == 1:
+        return _series_references(task, data, split)
     if inp.type == "audio" and out.type == "sequence" and len(task.inputs) == 1:
         from deepstation.baselines.audio import pocketsphinx_reference
         from deepstation.errors import DeepstationError
@@ -220,6 +223,34 @@ def _reference(task, data, split: str) -> list[dict] | None:
                 + (", grammar of the training words" if vocabulary else ""),
                 "prediction": hyps, "metrics": {"test": metrics.sequence(truth, hyps)}}]
     return None
+
+
+def _series_references(task, data, split: str) -> list[dict] | None:
+    """MiniRocket (and 1-NN DTW on small sets), fitted on the training and validation rows (they need no
+    validation) and scored on `split` with the deep model's metrics."""
+    from deepstation.baselines.classify import series_references
+    from deepstation.baselines.run import score
+
+    inp, out = task.inputs[0].name, task.outputs[0].name
+    fit = [data.raw[s] for s in ("train", "valid") if len(data.raw[s][1][out])]
+    train_x = [x for inputs, _ in fit for x in _series_of(inputs[inp])]
+    train_y = np.concatenate([np.asarray(outputs[out]).astype(str) for _, outputs in fit])
+    inputs, outputs = data.raw[split]
+    found = series_references(train_x, train_y, _series_of(inputs[inp]), seed=task.trainer.seed)
+    codec = data.targets[out]
+    for r in found:
+        labels = np.asarray(r["prediction"], dtype=object)
+        r["prediction"] = list(labels)
+        r["metrics"] = {"test": score(codec, outputs[out], labels)}
+    return found or None
+
+
+def _series_of(raw: dict) -> list[np.ndarray]:
+    """Each series as read, [length, channels], less the padding that brought them to one length."""
+    x, lengths = raw["x"], raw.get("lengths")
+    if lengths is None:
+        return list(x)
+    return [x[i, :min(int(n), x.shape[1])] for i, n in enumerate(lengths)]
 
 
 def decode(codec, pred: dict, level=None) -> list:

@@ -125,8 +125,17 @@ def test_a_split_without_test_rows_is_refused(table_csv):
     assert not (table_csv.parent / "runs").exists()
 
 
+def test_a_split_column_without_valid_rows_gets_them_carved_from_train(table_csv):
+    raw = _with_split(table_csv, ["train", "train", "test"])
+    raw["trainer"]["monitor"] = "mae"  # a KeyError after the first epoch, once
+    run = deepstation.train(raw)
+    assert run.summary["monitor"] == "valid.mae" and run.summary["data"]["rows"]["valid"] == 24  # 15 % of 160
+    assert any("held out for validation" in n for n in run.summary["data"]["notes"])
+
+
 def test_a_monitor_without_validation_rows_is_refused_before_training(table_csv):
     raw = _with_split(table_csv, ["train", "train", "test"])
+    raw["data"]["split"]["valid"] = 0  # nothing carved
     raw["trainer"]["monitor"] = "mae"
     line = user_error(cli("train", write_task(table_csv.parent, raw)))
     assert "trainer.monitor: `mae` needs validation rows" in line and "monitor `loss`" in line
@@ -134,7 +143,9 @@ def test_a_monitor_without_validation_rows_is_refused_before_training(table_csv)
 
 
 def test_no_validation_rows_is_said_in_a_warning(table_csv):
-    run = deepstation.train(_with_split(table_csv, ["train", "train", "test"]))
+    raw = _with_split(table_csv, ["train", "train", "test"])
+    raw["data"]["split"]["valid"] = 0
+    run = deepstation.train(raw)
     assert any("no validation rows" in w for w in run.summary["warnings"])
     assert run.summary["monitor"] == "train.loss"
 

@@ -31,18 +31,19 @@ def cpi() -> pd.DataFrame:
 def ucr(name: str, valid: float = 0.2, seed: int = 0) -> pd.DataFrame:
     """A UCR/UEA classification set that sktime bundles, with the archive's own train/test split; `valid` of
     the training series (stratified) are held out for validation."""
-    from sktime.datasets import load_from_tsfile
+    from pathlib import Path
+
+    from deepstation.data.archives import read_ts
 
     available = ucr_names()
     if name not in available:
         raise DeepstationError(f"data.source: builtin:ucr/{name} is not bundled with sktime; available: "
                                f"{', '.join(available)}." + did_you_mean(name, available))
     parts = []
-    for part in ("TRAIN", "TEST"):
-        x, y = load_from_tsfile(os.path.join(_data_dir(), name, f"{name}_{part}.ts"), return_data_type="numpy3D")
-        series = [np.ascontiguousarray(s.T, dtype=np.float32) for s in x]  # [length, channels]
-        split = np.array(["train" if part == "TRAIN" else "test"] * len(y), dtype=object)
-        parts.append(pd.DataFrame({"series": series, "label": y.astype(str), "split": split}))
+    for part in ("TRAIN", "TEST"):  # multivariate and unequal-length sets too: arrays [length, channels]
+        frame = read_ts(Path(_data_dir()) / name / f"{name}_{part}.ts")[["series", "label"]]
+        frame["split"] = "train" if part == "TRAIN" else "test"
+        parts.append(frame)
     frame = pd.concat(parts, ignore_index=True)
     rng = np.random.default_rng(seed)
     for label in sorted(set(frame["label"])):
