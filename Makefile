@@ -57,6 +57,7 @@ bench: setup
 	$(PY) benchmarks/bench_accuracy.py
 	$(PY) benchmarks/bench_tasks.py
 	$(PY) benchmarks/bench_forecast.py
+	$(PY) benchmarks/bench_ucr.py
 	$(PY) benchmarks/bench_doctor.py
 	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_serve.py

@@ -19,7 +19,7 @@ HEADER = ("# Benchmark results\n\n"
           "Every figure here comes with the exact command that made it, the date and the machine; each section is "
           "rewritten in place by its script (between its `<!-- NAME:start -->` / `<!-- NAME:end -->` markers), so "
           "rerun the command to refresh it.\n")
-ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_forecast", "bench_doctor",
+ORDER = ["bench_loop", "bench_store", "bench_accuracy", "bench_cli", "bench_tasks", "bench_forecast", "bench_ucr", "bench_doctor",
          "bench_scale", "bench_serve", "gpu_check"]  # where a section goes when RESULTS.md lacks it
 MISSED = "\n## Missed targets"  # the hand-written section kept last
 

@@ -237,11 +237,18 @@ class AudioEncoder(Strict):
 
 
 class Cnn1dEncoder(Strict):
+    """Convolutions over time, batch-normalised; the width doubles twice over the first layers."""
+
     kind: Literal["cnn1d"]
     width: int = Field(32, ge=1)
     depth: int = Field(3, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     activation: Activation = "relu"
+    kernel: int = Field(5, ge=1, description="Steps each convolution reads (odd keeps the steps aligned)")
+    dilation: int = Field(1, ge=1, description="Layer i reads every dilation**i-th step: 2 doubles the reach per "
+                                               "layer, for long series")
+    pool: Literal["mean", "max", "meanmax"] = Field(
+        "mean", description="How the steps become one vector: their mean, their max, or both side by side")
 
 
 class GruEncoder(Strict):

@@ -120,6 +120,26 @@ def test_series_classification_encoders(tmp_path, kind):
     out = last_json(cli("compare", write_task(tmp_path, raw), "--json", check=0).stdout)
     assert 0 <= out["deep"]["metrics"]["test"]["accuracy"] <= 1
     assert out["baseline"]["name"] == "SummaryForest" and out["baseline"]["metrics"]["test"]["accuracy"] > 0.6
+    references = {r["name"]: r["metrics"]["test"]["accuracy"] for r in out["references"]}
+    assert references["minirocket"] > 0.9 and references["dtw"] > 0.85  # published: 0.993 and 0.907
+
+
+@pytest.mark.parametrize("pool,temporal", [("mean", False), ("max", False), ("meanmax", False), ("meanmax", True)])
+def test_cnn1d_kernel_dilation_and_pooling_keep_the_steps(pool, temporal):
+    import torch
+
+    from deepstation.config import Cnn1dEncoder
+    from deepstation.models.encoders.series import CNN1d
+
+    config = Cnn1dEncoder(kind="cnn1d", width=4, depth=3, kernel=9, dilation=2, pool=pool)
+    encoder = CNN1d(config, {"channels": 2, "length": 50, "calendar": 0, "ids": 1, "embed": 0}, temporal=temporal)
+    x = {"x": torch.randn(3, 50, 2), "cal": torch.zeros(3, 0)}
+    found = encoder(x)
+    if temporal:
+        steps, lengths = found
+        assert steps.shape == (3, 50, encoder.out_dim) and lengths.tolist() == [50, 50, 50]
+    else:
+        assert found.shape == (3, encoder.out_dim) and encoder.out_dim == 16 * (2 if pool == "meanmax" else 1)
 
 
 def test_copper_and_cpi_are_dated_price_series():

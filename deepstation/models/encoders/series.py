@@ -27,18 +27,28 @@ class CNN1d(_Series):
     def __init__(self, config, shape: dict, temporal: bool = False):
         super().__init__()
         layers, channels = [], shape["channels"]
+        kernel, dilation = getattr(config, "kernel", 5), getattr(config, "dilation", 1)
         for i in range(config.depth):
-            out = config.width * 2 ** min(i, 2)
-            layers += [nn.Conv1d(channels, out, 5, padding=2, bias=False), nn.BatchNorm1d(out),
-                       ACTIVATIONS[config.activation]()]
+            out, reach = config.width * 2 ** min(i, 2), dilation ** i
+            layers += [nn.Conv1d(channels, out, kernel, padding=reach * (kernel - 1) // 2, dilation=reach, bias=False),
+                       nn.BatchNorm1d(out), ACTIVATIONS[config.activation]()]
             channels = out
         self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
+        self.pool = getattr(config, "pool", "mean")
         self.covariates = Covariates(shape)
-        self.out_dim = channels + (0 if temporal else self.covariates.out_dim)
+        pooled = channels * (2 if self.pool == "meanmax" and not temporal else 1)
+        self.out_dim = pooled + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
         steps = self.body(x["x"].transpose(1, 2)).transpose(1, 2)  # convolve over time
         return self.finish(self.dropout(steps), x)
+
+    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
+        if self.pool == "max":
+            return steps.amax(dim=1)
+        if self.pool == "meanmax":
+            return torch.cat([steps.mean(dim=1), steps.amax(dim=1)], dim=1)
+        return steps.mean(dim=1)
 
 
 @register("gru", temporal=True)
