@@ -218,12 +218,17 @@ def request_body(run) -> tuple[bytes, object]:
 
 
 def model_alone(run_dir: Path, onnx: Path, one, reps: int = 200) -> dict:
-    """Median seconds of one row's predict, torch eager (Run) against ONNX Runtime (OnnxModel), in this process."""
+    """Median seconds of one row's predict, torch eager (Run) against ONNX Runtime (OnnxModel), in this process,
+    each with the threads `deepstation serve` gives the model (half the cores)."""
+    import torch
+
     from deepstation.run import Run
     from deepstation.serve.onnx import OnnxModel
 
+    threads = model_threads()
+    torch.set_num_threads(threads)
     found = {}
-    for name, model in (("torch", Run.load(run_dir, device="cpu")), ("onnx", OnnxModel(onnx))):
+    for name, model in (("torch", Run.load(run_dir, device="cpu")), ("onnx", OnnxModel(onnx, threads=threads))):
         for _ in range(10):
             model.predict(one.copy())
         times = []
@@ -233,6 +238,11 @@ def model_alone(run_dir: Path, onnx: Path, one, reps: int = 200) -> dict:
             times.append(time.perf_counter() - began)
         found[name] = sorted(times)[len(times) // 2]
     return found
+
+
+def model_threads() -> int:
+    """The model's CPU threads in `deepstation serve` by default: half the cores (the others answer HTTP)."""
+    return max(1, len(os.sched_getaffinity(0)) // 2)
 
 
 def main() -> int:
@@ -341,8 +351,9 @@ def report(rows, alone, long_run, args, seconds, contention, waited) -> str:
     errors = [f"{r['model']}/{r['server']}: {r['first_error']}" for r in rows if r.get("first_error")]
     if errors:
         lines += ["", "First error of each server that had any: " + "; ".join(errors)]
-    lines += ["", "The model alone, one row, in the benchmark's process (median of 200 `predict` calls, no HTTP; "
-              "target: ONNX Runtime >= 1.5x torch eager):", "",
+    lines += ["", f"The model alone, one row, in the benchmark's process (median of 200 `predict` calls, no HTTP, "
+              f"{model_threads()} thread(s) each, as `deepstation serve` gives the model; target: ONNX Runtime >= 1.5x "
+              f"torch eager):", "",
               "| model | torch eager ms | ONNX Runtime ms | speed-up |", "|---|---|---|---|"]
     for name, t in alone.items():
         ratio = t["torch"] / t["onnx"]

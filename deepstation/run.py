@@ -100,15 +100,39 @@ class RunFolder:
     def write_info(self, **fields) -> None:
         info = self.read(self.info) if self.info.exists() else {}
         info.update(fields)
-        files.write_json(self.info, info)
+        files.write_json(self.info, {k: v for k, v in info.items() if v is not None})  # None: a field dropped
 
     def status(self) -> str:
-        """completed, failed, interrupted, running, or killed (a 'running' run whose process is gone)."""
+        """completed, failed, interrupted, running, or killed: a 'running' run whose process is gone (SIGKILL, out of
+        memory, a power cut), which is then marked so in run.json, ended when it last wrote to its folder."""
         info = self.read(self.info)
         status = info.get("status", "unknown")
         if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+            self._mark_killed(info["pid"])
             return "killed"
         return status
+
+    def _mark_killed(self, pid) -> None:
+        try:
+            info = files.read_json(self.info)  # again, just before writing: a resume may have taken the folder over
+            if info.get("status") != "running" or info.get("pid") != pid:
+                return
+            files.write_json(self.info, {**info, "status": "killed", "ended": self.last_write()})
+        except (OSError, ValueError):  # a folder this user cannot write to: status() says killed at each read
+            pass
+
+    def last_write(self) -> str:
+        """When the run last wrote to its folder (UTC, ISO): its last epoch's line, checkpoint or temporary file.
+        tracking.json is left out: `runs sync` writes it after the run is gone."""
+        times = []
+        for path in self.path.iterdir():
+            try:
+                if "tracking.json" not in path.name and path.is_file():
+                    times.append(path.stat().st_mtime)
+            except OSError:  # a temporary file another reader tidied away meanwhile
+                continue
+        stamp = datetime.fromtimestamp(max(times), timezone.utc) if times else datetime.now(timezone.utc)
+        return stamp.isoformat(timespec="milliseconds")
 
     # -- the store the training loop writes to --
     def append_metrics(self, record: dict) -> None:
@@ -185,7 +209,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     import torch
 
     from deepstation.data.prepare import prepare
-    from deepstation.data.sources import read_source
+    from deepstation.data.patterns import expand_patterns
+    from deepstation.data.sources import read_task_source
     from deepstation.models.assemble import build_model, parameter_count
     from deepstation.training import checkpoint, device as devices
     from deepstation.training.evaluate import evaluate
@@ -207,7 +232,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     _check_scale(task, plan)  # Ray missing for --workers N: one line before any folder or data
     tracker = _tracker(task)  # the tracking store reachable, or a clear error, before any data is read
 
-    table = read_source(task.data.source, task.data.index, task.data.options)
+    table = read_task_source(task)
+    task = expand_patterns(task, table)  # "v*" -> the columns it names, as the run's config.yaml keeps them
     data = prepare(task, table)
     notes = _check_data(task, data)  # refusals before any folder is made; warnings go to stderr and summary.json
     if task.data.split.backtest > 1 and data.forecast:
@@ -225,7 +251,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         folder.keep_metrics_through(0)
     _write_task(folder, task, data)
     folder.write_info(id=folder.path.name, name=task.name, status="running", pid=os.getpid(),
-                      host=socket.gethostname(), started=_now(), device=str(plan.device), precision=plan.precision)
+                      host=socket.gethostname(), started=_now(), device=str(plan.device), precision=plan.precision,
+                      ended=None, reason=None)  # a resumed run's last ending is over
 
     began = time.perf_counter()
     try:
@@ -258,7 +285,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
         "tracking_run_id": tracker.run_id if tracker is not None else None,
         "warnings": notes,
         "scale": outcome.scale,  # workers, global and per-worker batch, learning rate, restarts (deepstation.scale)
-        "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped,
+        "data": {"rows": {s: len(p) for s, p in data.parts.items()}, "skipped": data.skipped, "notes": data.notes,
                  "unseen_labels": data.unseen, **({"series": len(data.forecast["history"]), "skipped_series":
                                                    data.forecast["skipped"]} if data.forecast else {})},
     })
@@ -424,17 +451,16 @@ class Run:
         """Metrics per split of the task's own data (same split), or over every row of another `source` (as
         "test"). Labels the model never saw count as misses and are listed in `self.unseen_labels`."""
         from deepstation.data.prepare import encode_table, prepare
-        from deepstation.data.sources import read_source
+        from deepstation.data.sources import read_source, read_task_source
         from deepstation.training.evaluate import evaluate
 
         bs = self.task.trainer.eval_batch_size
         if source is None:
-            d = self.task.data
-            data = prepare(self.task, read_source(d.source, d.index, d.options), self._state())
+            data = prepare(self.task, read_task_source(self.task), self._state())
             parts = {s: p for s, p in data.parts.items() if len(p)}
             self.unseen_labels = data.unseen
         else:
-            table = read_source(str(source), self.task.data.index)
+            table = read_source(str(source), self.task.data.index, header=self.task.data.header)
             part, unseen, _ = encode_table(self.codecs, self.targets, table, True, self.task)
             parts = {"test": part}
             self.unseen_labels = {f"test/{name}": labels for name, labels in unseen.items()}
@@ -445,16 +471,20 @@ class Run:
         """Predictions for a DataFrame, a CSV/Parquet file, an image or a folder of images, as a DataFrame:
         the input columns, then `<output>_pred` (and `<output>_prob` for categories). A forecasting task forecasts
         past the end of every series (or of the `ids` given), in long format: id (with many series), step, date
-        (where known), forecast, and a column per quantile (q0.1, ...)."""
-        from deepstation.data.prepare import encode_table
+        (where known), forecast, and a column per quantile (q0.1, ...).
+        A list of DataFrames gives a list of frames, each as if predicted alone, from one forward pass (the server's
+        batches): for a forecasting task each DataFrame holds its own series, without an id column for one."""
+        from deepstation.data.prepare import encode_tables
         from deepstation.training.evaluate import run_batches
 
-        table = input_table(self.task, data)
-        part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task, ids=ids)
+        many = isinstance(data, list)
+        tables = [input_table(self.task, d) for d in (data if many else [data])]
+        part, tables, bounds = encode_tables(self.codecs, self.targets, tables, self.task, ids)
         preds, _ = run_batches(self.model, _on(part, self.plan.device).features, self.plan,
                                self.task.trainer.eval_batch_size)
         preds = {name: {k: v.numpy() if hasattr(v, "numpy") else v for k, v in p.items()} for name, p in preds.items()}
-        return prediction_frame(self.task, self.targets, table, preds)
+        frames = [prediction_frame(self.task, self.targets, t, preds, rows) for t, rows in zip(tables, bounds)]
+        return frames if many else frames[0]
 
     def _state(self) -> dict:
         from deepstation.data.prepare import state_of
@@ -472,18 +502,20 @@ def input_table(task: Task, data):
         return Table(data.reset_index(drop=True), "data", Path.cwd())
     only = task.inputs[0] if len(task.inputs) == 1 else None
     column = only.column if only is not None and only.type in ("image", "audio") else None
-    return read_inputs(data, column, task.data.index)
+    return read_inputs(data, column, task.data.index, task.data.header)
 
 
-def prediction_frame(task: Task, targets: dict, table, preds: dict):
+def prediction_frame(task: Task, targets: dict, table, preds: dict, rows: slice = slice(None)):
     """The heads' predictions (numpy, or lists of tokens) as predict gives them: the input rows with
     `<output>_pred` (and `_prob`), or for a forecast one row per series and step past its end (id, step, date,
-    forecast, quantiles). Shared by Run.predict and ONNX Runtime's OnnxModel.predict."""
+    forecast, quantiles). `rows`: the predictions' rows that are the table's (a forward pass of several tables).
+    Shared by Run.predict and ONNX Runtime's OnnxModel.predict."""
     import numpy as np
     import pandas as pd
 
     from deepstation.data.series import LEVEL, forecasting_input, future_dates
 
+    preds = {name: {k: v[rows] for k, v in pred.items()} for name, pred in preds.items()}
     if LEVEL not in table.frame:
         result = table.frame
         for name, pred in preds.items():
@@ -522,7 +554,8 @@ def without_blobs(frame):
         first = column.iloc[0]
         return hasattr(first, "shape") or isinstance(first, (bytes, bytearray, memoryview, list, tuple))
 
-    return frame[[c for c in frame.columns if not blobs(frame[c])]]
+    keep = [c for c in frame.columns if not blobs(frame[c])]
+    return frame if len(keep) == len(frame.columns) else frame[keep]  # no copy when there is nothing to leave out
 
 
 def seed(value: int) -> None:
@@ -622,6 +655,8 @@ def _check_data(task: Task, data) -> list[str]:
                              f"answer is among the inputs (target leakage); remove it from the input")
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
+    for note in data.notes:  # what was done to the data (a carved validation split, series padded): said, not warned
+        print(f"note: {note}", file=sys.stderr)
     return notes
 
 
@@ -644,7 +679,7 @@ _USERINFO = re.compile(r"^([^:/]+://[^:/@]*:)([^/?#]*)(@.*)$", re.DOTALL)
 def _keep_secrets_out(dumped: dict) -> list[str]:
     """Replace, in the dumped task, each literal password of a URL by ${VARIABLE}; say what was done."""
     source, notes = dumped["data"]["source"], []
-    places = [(source["sql"], "url", "data.source.sql.url")] if isinstance(source, dict) else []
+    places = [(source["sql"], "url", "data.source.sql.url")] if isinstance(source, dict) and "sql" in source else []
     places.append((dumped["tracking"], "uri", "tracking.uri"))
     for holder, key, where in places:
         match = _USERINFO.match(holder.get(key) or "")

@@ -53,6 +53,18 @@ def check(run, rows: pd.DataFrame | str, tmp_path: Path, ids=None) -> pd.DataFra
     return ours
 
 
+def check_batched(run, frames: list, tmp_path: Path) -> None:
+    """After check(): a list of frames through one pass, by OnnxModel and by Run, each answer as its frame alone
+    gets it from Run.predict (the server's batches of requests)."""
+    model, loaded = OnnxModel(tmp_path / "export" / "model.onnx"), deepstation.load(run.dir)
+    alone = [loaded.predict(frame.copy()) for frame in frames]
+    for predictor in (model, loaded):
+        together = predictor.predict([frame.copy() for frame in frames])
+        assert len(together) == len(frames)
+        for got, expected in zip(together, alone):
+            pd.testing.assert_frame_equal(got, expected, check_dtype=False, rtol=1e-4, atol=1e-4)
+
+
 def train(task: dict):
     return deepstation.train(task, track=False)
 
@@ -66,6 +78,7 @@ def test_mlp_on_a_table_with_a_number_and_a_category(table_csv, tmp_path):
     run = train(task)
     out = check(run, pd.read_csv(table_csv).head(9), tmp_path)
     assert {"price_pred", "kind_pred", "kind_prob"} <= set(out.columns)
+    check_batched(run, [pd.read_csv(table_csv).head(3), pd.read_csv(table_csv).iloc[5:6]], tmp_path)
 
 
 def test_cnn_on_images(image_folder, tmp_path):
@@ -190,6 +203,8 @@ def test_nbeats_forecasts_with_quantiles_in_long_format(panel_csv, tmp_path):
     out = check(run, str(panel_csv), tmp_path)
     assert list(out.columns) == ["id", "step", "forecast", "q0.1", "q0.5", "q0.9"] and len(out) == 3 * 4
     assert len(check(run, str(panel_csv), tmp_path, ids=["s1"])) == 4
+    stores = pd.read_csv(panel_csv)
+    check_batched(run, [stores, stores[stores["store"] == "s2"].assign(sales=lambda f: f["sales"] * 1.5)], tmp_path)
 
 
 def test_an_ensemble_with_an_id_embedding_and_a_seasonal_base(panel_csv, tmp_path):
@@ -210,8 +225,10 @@ def test_a_dated_forecast_with_calendar_features(tmp_path):
             "outputs": [{"name": "next", "type": "number", "column": "sales", "horizon": 3}],
             "model": {"encoders": {"history": {"kind": "mlp", "width": 8, "depth": 1}}},
             "trainer": {"epochs": 1, "batch_size": 8, "device": "cpu"}}
-    out = check(train(task), str(tmp_path / "sales.csv"), tmp_path)
+    run = train(task)
+    out = check(run, str(tmp_path / "sales.csv"), tmp_path)
     assert list(out.columns) == ["step", "date", "forecast"]
+    check_batched(run, [frame, frame.iloc[:41], frame.iloc[:50].assign(sales=lambda f: f["sales"] * 3)], tmp_path)
 
 
 # --- decoding ----------------------------------------------------------------------------------------------------

@@ -268,6 +268,98 @@ def test_concurrent_requests_share_forward_passes(runs):
         served.server.stop()
 
 
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    """A monthly series forecast 3 steps ahead from 12 months (one epoch): a request is one series' history."""
+    from deepstation.run import train
+
+    root = tmp_path_factory.mktemp("forecast")
+    t = np.arange(60)
+    pd.DataFrame({"month": pd.date_range("2001-01-01", periods=60, freq="MS").strftime("%Y-%m-%d"),
+                  "sales": 100 + t + 10 * np.sin(2 * np.pi * t / 12)}).to_csv(root / "sales.csv", index=False)
+    task = {"name": "sales", "data": {"source": str(root / "sales.csv"), "split": {"valid": 0}},
+            "inputs": [{"name": "history", "type": "series", "columns": ["sales"], "date": "month", "window": 12}],
+            "outputs": [{"name": "next", "type": "number", "column": "sales", "horizon": 3}],
+            "model": {"encoders": {"history": {"kind": "mlp", "width": 8, "depth": 1}}},
+            "trainer": {"epochs": 1, "batch_size": 8, "device": "cpu", "seed": 0}}
+    return train(task, runs_dir=root / "runs", track=False), pd.read_csv(root / "sales.csv")
+
+
+class Gated:
+    """A model whose passes wait for `gate`, counted: `entered`, and what each was given (a list's length)."""
+
+    def __init__(self, model):
+        self.model, self.task, self.gate = model, model.task, threading.Event()
+        self.entered, self.passes = 0, []
+
+    def predict(self, data):
+        self.entered += 1
+        assert self.gate.wait(30)
+        self.passes.append(len(data) if isinstance(data, list) else "a frame")
+        return self.model.predict(data)
+
+
+def _while_busy(run, first: pd.DataFrame, others: dict) -> tuple[Gated, dict, str]:
+    """Forecast requests (month, sales rows) sent while the model is busy with `first` (its pass waits at the gate
+    until the others have queued up). Returns the model, {name: (status, body)} and the server's /metrics text."""
+    model = Gated(run)
+    served = Served(model, max_wait_ms=5000)
+    try:
+        answers = {}
+
+        def send(name, rows):
+            body = {"dataframe_split": {"columns": ["month", "sales"], "data": rows.values.tolist()}}
+            answers[name] = served.request("POST", "/invocations", body)
+
+        threads = [threading.Thread(target=send, args=item) for item in [("first", first), *others.items()]]
+        threads[0].start()
+        wait_until(lambda: model.entered == 1)
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: served.service.active == len(threads))
+        model.gate.set()
+        for t in threads:
+            t.join(30)
+        return model, answers, served.request("GET", "/metrics")[1].decode()
+    finally:
+        served.server.stop()
+
+
+def test_concurrent_forecasts_of_different_series_share_one_pass(forecast_run):
+    """Two histories (no id column) that wait together: answered by one pass of a list of two frames, each answer
+    as the run gives it for that history alone."""
+    run, sales = forecast_run
+    histories = {"long": sales, "doubled": sales.iloc[:40].assign(sales=lambda f: 2 * f["sales"])}
+    model, answers, metrics = _while_busy(run, sales.iloc[:30], histories)
+    assert model.passes == [1, 2]
+    assert _metric(metrics, "deepstation_batch_rows_sum") == 3  # series per pass: 1, then 2
+    assert _metric(metrics, "deepstation_batch_rows_count") == 2
+    found = {}
+    for name, history in histories.items():
+        status, body = answers[name]
+        assert status == 200, body
+        found[name] = json.loads(body)["predictions"]
+        alone = run.predict(history.reset_index(drop=True))
+        assert [a["date"][:10] for a in found[name]] == alone["date"].dt.strftime("%Y-%m-%d").tolist()
+        assert [a["forecast"] for a in found[name]] == pytest.approx(alone["forecast"].tolist(), rel=1e-5)
+    assert found["long"] != found["doubled"]
+
+
+def test_a_too_short_series_in_a_batch_fails_only_its_request(forecast_run):
+    run, sales = forecast_run
+    model, answers, _ = _while_busy(run, sales, {"good": sales.iloc[:20], "short": sales.iloc[:5]})
+    assert model.passes == [1, 2, 1, 1]  # the pass of two fails, then each runs alone
+    assert answers["first"][0] == answers["good"][0] == 200
+    _check_refusal("short series", *answers["short"], 400, "has 5 points")
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def _metric(text: str, name: str) -> float:
     return float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1))
 

@@ -8,8 +8,9 @@
 
 `Service.handle(method, path, headers, body)` is the whole protocol, shared by the threaded server below and the
 Ray Serve replicas (serve/ray.py). Requests' rows go through one `Batcher` thread, which runs one forward pass for
-the rows of every request waiting (up to max_batch rows, waiting at most max_wait_ms for more while other requests
-are on their way). Every refused request is a 4xx with one line of JSON, {"error": "..."}, naming the field.
+the rows of every request waiting (up to max_batch rows, a series each for a forecast's requests, waiting at most
+max_wait_ms for more while other requests are on their way). Every refused request is a 4xx with one line of JSON,
+{"error": "..."}, naming the field.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def error_body(message: str) -> bytes:
 
 
 class Service:
-    """The protocol around one model (a Run, or anything with .predict(frame) and .task)."""
+    """The protocol around one model (a Run, or anything with .predict(frame) and .task; for a task whose rows are
+    time steps of series, .predict(list of frames) too: one frame a request, answered in one pass)."""
 
     def __init__(self, model, *, token: str | None = None, max_batch: int = 64, max_wait_ms: float = 2.0,
                  max_body_mb: float = 10.0, max_rows: int = 1000, allowed=None, log=None,
@@ -166,17 +168,19 @@ class Batcher:
     def __init__(self, predict, max_batch: int, max_wait: float, service, metrics):
         self._predict, self.max_batch, self.max_wait = predict, max_batch, max_wait
         self._service, self._metrics, self._task = service, metrics, service.task
-        # a forecast's rows are whole series, and its answer has rows of its own (series x steps): requests are
-        # not mixed, each is a pass of its own
-        self.forecasting = any(getattr(i, "window", None) for i in self._task.inputs)
-        if self.forecasting:
-            self.max_batch = 1
+        # rows that are time steps (a forecast's history, series in long format) are gathered into series, and the
+        # answer has rows of its own (series x steps): such requests go to the model as a list of frames, each read
+        # alone, in one pass; a request counts as many rows as it has series (one without an id column)
+        gathered = [i for i in self._task.inputs if i.type == "series" and (i.window or getattr(i, "id", None))]
+        self.gathered, self._id = bool(gathered), gathered[0].id if gathered else None
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="deepstation-batcher", daemon=True)
         self._thread.start()
 
     def predict(self, columns: dict[str, list], rows: int) -> dict[str, list]:
         """The prediction columns for one request's checked input columns (frames.request_columns)."""
+        if self.gathered:
+            rows = len(set(map(str, columns[self._id]))) if self._id else 1
         job = _Job(columns, rows)
         self._queue.put(job)
         job.done.acquire()  # released by the batcher thread
@@ -221,10 +225,12 @@ class Batcher:
     def _run(self, batch: list, rows: int) -> None:
         self._metrics.batch(rows)
         try:
-            columns = batch[0].columns if len(batch) == 1 else \
-                {c: [v for job in batch for v in job.columns[c]] for c in batch[0].columns}
-            frame = columns_frame(columns, self._task)
-            result = self._predict(frame)
+            if self.gathered:
+                results = self._predict([columns_frame(job.columns, self._task) for job in batch])
+            else:
+                columns = batch[0].columns if len(batch) == 1 else \
+                    {c: [v for job in batch for v in job.columns[c]] for c in batch[0].columns}
+                result = self._predict(columns_frame(columns, self._task))
         except Exception as err:
             if len(batch) > 1:  # one request's bad value fails the pass: run each alone, so only it is refused
                 for job in batch:
@@ -232,8 +238,11 @@ class Batcher:
                 return
             batch[0].fail(err)
             return
-        if self.forecasting:
-            batch[0].finish(_columns(result, result.columns))
+        if self.gathered:
+            from deepstation.run import without_blobs
+
+            for job, result in zip(batch, results):
+                job.finish(_columns(result, without_blobs(result).columns))
             return
         # plain lists from here: slicing them costs nothing, unlike a DataFrame's
         outputs = _columns(result, [c for c in result.columns if c not in columns])

@@ -285,18 +285,34 @@ def _exportable(model):
 
 @functools.cache
 def _audio_class():
+    import math
+
     import torch
     from torch import nn
 
     from deepstation.models.encoders.audio import FLOOR, _inside, _subsampled, normalise
 
     class ExportAudio(nn.Module):
-        """deepstation.models.encoders.audio.Audio in evaluation, its STFT's real and imaginary parts side by side.
-        The export is checked against the original: a change there that is not made here stops the export."""
+        """deepstation.models.encoders.audio.Audio in evaluation, its STFT a strided convolution with the windowed
+        DFT basis (real parts, then imaginary): TorchScript's export knows no complex tensors, and ONNX Runtime's
+        STFT op, with the gathers that take its real and imaginary parts apart, cost more than the rest of the
+        model at batch 1. The export is checked against the original: a change there that is not made here stops
+        the export."""
 
         def __init__(self, audio):
             super().__init__()
             self.audio = audio
+            m = audio.frontend
+            # the window's taps only: torch.stft centres the win_length window in n_fft points
+            left = (m.n_fft - m.win_length) // 2
+            n = torch.arange(left, left + m.win_length, dtype=torch.float64)
+            k = torch.arange(m.n_fft // 2 + 1, dtype=torch.float64)[:, None]
+            angle = 2 * math.pi * k * n / m.n_fft
+            window = m.window.to(torch.float64)
+            basis = torch.cat([torch.cos(angle) * window, torch.sin(angle) * window])  # [2 * bins, win_length]
+            self.register_buffer("basis", basis.float()[:, None, :], persistent=False)
+            self.register_buffer("filters", torch.cat([m.filters, m.filters]), persistent=False)  # [2 * bins, mels]
+            self.pad = m.n_fft // 2 - left  # stft pads n_fft // 2 zeros each side; the taps start `left` further
 
         def forward(self, x: dict):
             a = self.audio
@@ -316,10 +332,9 @@ def _audio_class():
 
         def log_mel(self, wave, samples):
             m = self.audio.frontend
-            spec = torch.stft(wave.float(), m.n_fft, m.hop, m.win_length, m.window, center=True, pad_mode="constant",
-                              return_complex=False)  # [batch, bins, frames, 2]
-            power = spec[..., 0] ** 2 + spec[..., 1] ** 2
-            mel = power.transpose(1, 2) @ m.filters
+            padded = nn.functional.pad(wave.float()[:, None], (self.pad, self.pad))
+            spec = nn.functional.conv1d(padded, self.basis, stride=m.hop)  # [batch, 2 * bins, frames]
+            mel = (spec * spec).transpose(1, 2) @ self.filters  # real² + imaginary², summed into the mel bands
             return torch.log(mel.clamp(min=FLOOR)), m.frames(samples)
 
     return ExportAudio
@@ -504,15 +519,18 @@ class OnnxModel:
     def predict(self, data, ids=None):
         """Predictions for a DataFrame, a CSV/Parquet file, an image or audio file, or a folder of them: the input
         columns, then `<output>_pred` (and `<output>_prob` for categories); a forecasting task in long format
-        (id, step, date, forecast, quantiles), as Run.predict gives them."""
-        from deepstation.data.prepare import encode_table
+        (id, step, date, forecast, quantiles), as Run.predict gives them. A list of DataFrames gives a list of
+        frames from one pass of the graph, as Run.predict does (for a forecast: a series each)."""
+        from deepstation.data.prepare import encode_tables
         from deepstation.run import input_table, prediction_frame
 
-        table = input_table(self.task, data)
-        part, _, table = encode_table(self.codecs, self.targets, table, with_targets=False, task=self.task, ids=ids)
+        many = isinstance(data, list)
+        tables = [input_table(self.task, d) for d in (data if many else [data])]
+        part, tables, bounds = encode_tables(self.codecs, self.targets, tables, self.task, ids)
         raw = self.run(part.features)
         preds = {name: decode_head(kind, raw, name) for name, kind in self.heads}
-        return prediction_frame(self.task, self.targets, table, preds)
+        frames = [prediction_frame(self.task, self.targets, t, preds, rows) for t, rows in zip(tables, bounds)]
+        return frames if many else frames[0]
 
 
 def decode_head(kind: str, raw: dict, name: str) -> dict:
