@@ -22,8 +22,11 @@ from _common import Contention, ROOT, command, machine, python_cmd, today, write
 from ucr_published import PUBLISHED
 
 SETS = ["GunPoint", "ItalyPowerDemand", "BasicMotions", "JapaneseVowels", "PLAID", "ACSF1"]
-DEEP = {"kind": "cnn1d", "width": 64, "depth": 3, "dropout": 0.1}  # one model for every set: no per-set tuning
-TRAINER = {"epochs": 150, "batch_size": 16, "optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 1e-3,
+# one model for every set, not tuned per set; only the first layer's stride follows the data: long series are read
+# at every `stride`-th step, so that the longest training series gives at most STEPS steps
+DEEP = {"kind": "cnn1d", "width": 32, "depth": 3, "dropout": 0.1, "kernel": 9, "dilation": 2, "pool": "meanmax"}
+STEPS = 400
+TRAINER = {"epochs": 200, "batch_size": 16, "optimizer": "adamw", "learning_rate": 3e-3, "weight_decay": 1e-3,
            "schedule": "onecycle", "monitor": "loss", "seed": 0}
 
 
@@ -34,13 +37,21 @@ def archive() -> str:
 
 
 def task_for(name: str, epochs: int | None) -> dict:
+    """The set's task: its own train and test files; every training series trains (split.valid 0), the best
+    epoch picked by the training loss, as the published deep models (FCN, ResNet, InceptionTime) are run."""
+    from pathlib import Path
+
+    from deepstation.data.archives import read_ts
+
     folder = os.path.join(archive(), name)
+    train = os.path.join(folder, f"{name}_TRAIN.ts")
+    longest = max(len(s) for s in read_ts(Path(train))["series"])
     return {"name": f"ucr-{name.lower()}",
-            "data": {"source": {"train": os.path.join(folder, f"{name}_TRAIN.ts"),
-                                "test": os.path.join(folder, f"{name}_TEST.ts")}},
+            "data": {"source": {"train": train, "test": os.path.join(folder, f"{name}_TEST.ts")},
+                     "split": {"valid": 0}},
             "inputs": [{"name": "series", "type": "series", "columns": ["series"]}],
             "outputs": [{"name": "label", "type": "category", "column": "label"}],
-            "model": {"encoders": {"series": DEEP}},
+            "model": {"encoders": {"series": {**DEEP, "stride": -(-longest // STEPS)}}},
             "trainer": {**TRAINER, **({"epochs": epochs} if epochs else {})}}
 
 
@@ -111,11 +122,13 @@ Command: `{command(python_cmd() + ' benchmarks/bench_ucr.py' + epochs)}` · {tod
 Machine: {machine()}
 
 Each row is one `deepstation compare` of a task whose `data.source` is the set's `{{train: X_TRAIN.ts, test:
-X_TEST.ts}}` as sktime ships them (15 % of the training series carved for validation). Deep is one model for
-every set ({DEEP['kind']}, width {DEEP['width']}, depth {DEEP['depth']}, {TRAINER['epochs'] if not args.epochs
-else args.epochs} epochs, best epoch by validation loss), not tuned per set. MiniRocket (ridge classifier) and 1-NN
-DTW fit on the training and validation series. Test accuracy on the archive's test split; *published* columns
-are the papers' figures on the same split (benchmarks/ucr_published.py names the sources).
+X_TEST.ts}}` as sktime ships them. Deep is one model for every set, not tuned per set: {DEEP['kind']} (width
+{DEEP['width']}, depth {DEEP['depth']}, kernel {DEEP['kernel']}, dilation {DEEP['dilation']}, {DEEP['pool']} pooling;
+the first layer's stride brings the longest series to at most {STEPS} steps), {TRAINER['epochs'] if not args.epochs
+else args.epochs} epochs on every training series, the best epoch by training loss (as FCN, ResNet and InceptionTime
+were run). MiniRocket (ridge classifier) and 1-NN DTW fit on the same training series. Test accuracy on the
+archive's test split; *published* columns are the papers' figures on the same split (benchmarks/ucr_published.py
+names the sources).
 
 | set | deep | MiniRocket | 1-NN DTW | hand-picked | ROCKET (published) | InceptionTime (published) | deep >= MiniRocket - 0.01 | training: deep / MiniRocket |
 |---|---|---|---|---|---|---|---|---|

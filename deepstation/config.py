@@ -249,6 +249,8 @@ class Cnn1dEncoder(Strict):
                                                "layer, for long series")
     pool: Literal["mean", "max", "meanmax"] = Field(
         "mean", description="How the steps become one vector: their mean, their max, or both side by side")
+    stride: int = Field(1, ge=1, description="The first layer's stride: 4 keeps every 4th step, for series of "
+                                             "thousands of steps (a sequence output then has fewer steps)")
 
 
 class GruEncoder(Strict):

@@ -30,7 +30,8 @@ class CNN1d(_Series):
         kernel, dilation = getattr(config, "kernel", 5), getattr(config, "dilation", 1)
         for i in range(config.depth):
             out, reach = config.width * 2 ** min(i, 2), dilation ** i
-            layers += [nn.Conv1d(channels, out, kernel, padding=reach * (kernel - 1) // 2, dilation=reach, bias=False),
+            layers += [nn.Conv1d(channels, out, kernel, stride=getattr(config, "stride", 1) if i == 0 else 1,
+                                 padding=reach * (kernel - 1) // 2, dilation=reach, bias=False),
                        nn.BatchNorm1d(out), ACTIVATIONS[config.activation]()]
             channels = out
         self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
