@@ -135,6 +135,9 @@ class SeriesInput(Strict):
                                                    "when there is no `date`; default: the row order")
     length: Optional[int] = Field(None, ge=2, description="Whole series of different lengths are brought to this "
                                                           "length (see `unequal`); default: the longest")
+    normalize: Literal["train", "each"] = Field(
+        "train", description="Whole series: train standardises each channel by the training rows' mean and std; "
+                             "each z-normalises every series by its own (the UCR archive's way: shape over level)")
     unequal: Literal["pad", "resample"] = Field(
         "pad", description="Whole series of different lengths: pad (at the end, with the channel's mean; longer ones "
                            "are cut) or resample (linear interpolation to `length`)")
@@ -447,9 +450,10 @@ def _forecasting_checks(task: Task) -> None:
             if i.order and not i.id:
                 raise ValueError(f"inputs.{i.name}.order: `order` sorts the rows of each series named by `id`; set "
                                  f"inputs.{i.name}.id or remove `order`")
-        if i.type == "series" and i.window and (i.length is not None or i.unequal != "pad"):
-            raise ValueError(f"inputs.{i.name}.{'length' if i.length is not None else 'unequal'}: a forecasting input "
-                             f"reads windows of `window` steps; remove it")
+        if i.type == "series" and i.window and (i.length is not None or i.unequal != "pad" or i.normalize != "train"):
+            key = "length" if i.length is not None else "unequal" if i.unequal != "pad" else "normalize"
+            raise ValueError(f"inputs.{i.name}.{key}: a forecasting input reads windows of `window` steps, each "
+                             f"relative to its level (`scaling`); remove `{key}`")
         if i.type == "series" and i.embed_id and not i.window:
             raise ValueError(f"inputs.{i.name}.embed_id: an id embedding is for forecasting many series (`window` "
                              f"and `id`); remove it")

@@ -170,3 +170,21 @@ def test_a_ts_file_that_does_not_parse_names_the_line(tmp_path):
     (tmp_path / "train.ts").write_text("\n".join(text))
     line = mistake(tmp_path, series_task("train.ts", split={"valid": 0.2}))
     assert "train.ts: line 12" in line
+
+
+def test_series_normalised_each_by_its_own_level_and_spread():
+    from deepstation.config import SeriesInput
+    from deepstation.data.series import SeriesCodec
+    from deepstation.data.sources import Table
+
+    spec = SeriesInput(name="wave", type="series", columns=["series"], normalize="each")
+    codec = SeriesCodec(spec)
+    short, long = np.arange(4, dtype=np.float32)[:, None] * 10 + 100, np.linspace(0, 1, 6, dtype=np.float32)[:, None]
+    table = Table(pd.DataFrame({"series": [short, long]}), "t", None)
+    raw, _ = codec.read(table)
+    codec.fit(raw)
+    x = codec.encode(raw)["x"].numpy()
+    assert x.shape == (2, 6, 1)
+    assert np.allclose(x[0, :4, 0], (short[:, 0] - short.mean()) / short.std()) and np.allclose(x[0, 4:], 0)
+    assert np.allclose(x[1, :, 0].mean(), 0, atol=1e-6) and np.allclose(x[1, :, 0].std(), 1, atol=1e-5)
+    assert codec.notes() == ["inputs.wave: series of 4 to 6 steps, padded at the end (or cut) to 6"]

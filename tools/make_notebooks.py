@@ -45,8 +45,11 @@ def side_by_side(result):
     """Learned features, hand-picked features and the classical references, scored on the same rows."""
     split = result["split"]
     rows = {"deep: learned features": result["deep"]["metrics"][split]}
-    if result["baseline"]:
-        rows[f"hand-picked features: {result['baseline']['name']}"] = result["baseline"]["metrics"][split]
+    baseline = result["baseline"]
+    if baseline and "metrics" in baseline:
+        rows[f"hand-picked features: {baseline['name']}"] = baseline["metrics"][split]
+    elif baseline:  # it could not apply to this data: said, not scored
+        print(f"hand-picked features ({baseline['name']}): not applicable: {baseline['skipped']}")
     for reference in result.get("references") or []:
         rows[f"classical: {reference['name']}"] = reference["metrics"]["test"]
     return pd.DataFrame(rows).T.drop(columns="loss", errors="ignore")

@@ -496,8 +496,11 @@ class SeriesCodec:
     def encode(self, raw) -> dict:
         import torch
 
-        x = (raw["x"] - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
-                                                                                          dtype=np.float32)
+        if getattr(self.spec, "normalize", "train") == "each" and not self.spec.window:
+            x = _z_normalise(raw["x"])
+        else:
+            x = (raw["x"] - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
+                                                                                              dtype=np.float32)
         if x.shape[1] != self.state["length"]:
             raise DeepstationError(f"inputs.{self.spec.name}: series of length {x.shape[1]}, but the model was "
                                    f"trained on length {self.state['length']}")
@@ -537,3 +540,15 @@ def _resample(a: np.ndarray, length: int) -> np.ndarray:
         return np.repeat(a, length, axis=0)
     at = np.linspace(0, len(a) - 1, length)
     return np.stack([np.interp(at, np.arange(len(a)), a[:, k]) for k in range(a.shape[1])], 1).astype(np.float32)
+
+
+def _z_normalise(x: np.ndarray) -> np.ndarray:
+    """Each series and channel less its own mean, over its own standard deviation (a constant one: over 1); the
+    padding (NaN) stays NaN."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a channel all NaN: no mean, padded to 0 later
+        mean = np.nanmean(x, axis=1, keepdims=True)
+        std = np.nanstd(x, axis=1, keepdims=True)
+    return ((x - mean) / np.where(np.isfinite(std) & (std > 0), std, 1.0)).astype(np.float32)
