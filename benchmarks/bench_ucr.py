@@ -49,7 +49,7 @@ def task_for(name: str, epochs: int | None) -> dict:
     return {"name": f"ucr-{name.lower()}",
             "data": {"source": {"train": train, "test": os.path.join(folder, f"{name}_TEST.ts")},
                      "split": {"valid": 0}},
-            "inputs": [{"name": "series", "type": "series", "columns": ["series"]}],
+            "inputs": [{"name": "series", "type": "series", "columns": ["series"], "normalize": "both"}],
             "outputs": [{"name": "label", "type": "category", "column": "label"}],
             "model": {"encoders": {"series": {**DEEP, "stride": -(-longest // STEPS)}}},
             "trainer": {**TRAINER, **({"epochs": epochs} if epochs else {})}}
@@ -122,7 +122,9 @@ Command: `{command(python_cmd() + ' benchmarks/bench_ucr.py' + epochs)}` · {tod
 Machine: {machine()}
 
 Each row is one `deepstation compare` of a task whose `data.source` is the set's `{{train: X_TRAIN.ts, test:
-X_TEST.ts}}` as sktime ships them. Deep is one model for every set, not tuned per set: {DEEP['kind']} (width
+X_TEST.ts}}` as sktime ships them; each series is read both standardised by the training set and z-normalised on
+its own (`normalize: both`), shorter ones padded to the longest. Deep is one model for every set, not tuned per
+set: {DEEP['kind']} (width
 {DEEP['width']}, depth {DEEP['depth']}, kernel {DEEP['kernel']}, dilation {DEEP['dilation']}, {DEEP['pool']} pooling;
 the first layer's stride brings the longest series to at most {STEPS} steps), {TRAINER['epochs'] if not args.epochs
 else args.epochs} epochs on every training series, the best epoch by training loss (as FCN, ResNet and InceptionTime

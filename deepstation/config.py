@@ -135,9 +135,10 @@ class SeriesInput(Strict):
                                                    "when there is no `date`; default: the row order")
     length: Optional[int] = Field(None, ge=2, description="Whole series of different lengths are brought to this "
                                                           "length (see `unequal`); default: the longest")
-    normalize: Literal["train", "each"] = Field(
+    normalize: Literal["train", "each", "both"] = Field(
         "train", description="Whole series: train standardises each channel by the training rows' mean and std; "
-                             "each z-normalises every series by its own (the UCR archive's way: shape over level)")
+                             "each z-normalises every series by its own (the UCR archive's way: shape over level); "
+                             "both gives the model the two side by side (twice the channels)")
     unequal: Literal["pad", "resample"] = Field(
         "pad", description="Whole series of different lengths: pad (at the end, with the channel's mean; longer ones "
                            "are cut) or resample (linear interpolation to `length`)")

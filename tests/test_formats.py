@@ -188,3 +188,17 @@ def test_series_normalised_each_by_its_own_level_and_spread():
     assert np.allclose(x[0, :4, 0], (short[:, 0] - short.mean()) / short.std()) and np.allclose(x[0, 4:], 0)
     assert np.allclose(x[1, :, 0].mean(), 0, atol=1e-6) and np.allclose(x[1, :, 0].std(), 1, atol=1e-5)
     assert codec.notes() == ["inputs.wave: series of 4 to 6 steps, padded at the end (or cut) to 6"]
+
+
+def test_series_normalised_both_ways_side_by_side():
+    from deepstation.config import SeriesInput
+    from deepstation.data.series import SeriesCodec
+    from deepstation.data.sources import Table
+
+    codec = SeriesCodec(SeriesInput(name="wave", type="series", columns=["series"], normalize="both"))
+    series = [np.arange(5, dtype=np.float32)[:, None] * k + k for k in (1, 3)]
+    raw, _ = codec.read(Table(pd.DataFrame({"series": series}), "t", None))
+    codec.fit(raw)
+    x = codec.encode(raw)["x"].numpy()
+    assert x.shape == (2, 5, 2) and codec.shape()["channels"] == 2
+    assert not np.allclose(x[0, :, 0], x[1, :, 0]) and np.allclose(x[0, :, 1], x[1, :, 1])  # level kept; shape alike

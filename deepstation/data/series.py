@@ -496,11 +496,12 @@ class SeriesCodec:
     def encode(self, raw) -> dict:
         import torch
 
-        if getattr(self.spec, "normalize", "train") == "each" and not self.spec.window:
-            x = _z_normalise(raw["x"])
-        else:
+        how = "train" if self.spec.window else getattr(self.spec, "normalize", "train")
+        if how != "each":
             x = (raw["x"] - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
                                                                                               dtype=np.float32)
+        if how != "train":  # each: the series' shape alone; both: its shape beside its level, as more channels
+            x = _z_normalise(raw["x"]) if how == "each" else np.concatenate([x, _z_normalise(raw["x"])], axis=2)
         if x.shape[1] != self.state["length"]:
             raise DeepstationError(f"inputs.{self.spec.name}: series of length {x.shape[1]}, but the model was "
                                    f"trained on length {self.state['length']}")
@@ -512,7 +513,9 @@ class SeriesCodec:
         return found
 
     def shape(self) -> dict:
-        return {"type": "series", "length": self.state["length"], "channels": self.state["channels"],
+        both = not self.spec.window and getattr(self.spec, "normalize", "train") == "both"  # encode's channels
+        channels = self.state["channels"] * (2 if both else 1)
+        return {"type": "series", "length": self.state["length"], "channels": channels,
                 "calendar": self.state["calendar"], "ids": len(self.state.get("ids") or []) + 1,
                 "embed": self.state.get("embed", 0)}
 
