@@ -2,6 +2,7 @@
 on the same rows and split, with the same metrics, side by side, plus an HTML report."""
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -236,7 +237,11 @@ def _series_references(task, data, split: str) -> list[dict] | None:
     train_x = [x for inputs, _ in fit for x in _series_of(inputs[inp])]
     train_y = np.concatenate([np.asarray(outputs[out]).astype(str) for _, outputs in fit])
     inputs, outputs = data.raw[split]
-    found = series_references(train_x, train_y, _series_of(inputs[inp]), seed=task.trainer.seed)
+    try:
+        found = series_references(train_x, train_y, _series_of(inputs[inp]), seed=task.trainer.seed)
+    except ValueError as err:  # series they cannot read (missing values): the comparison goes on without them
+        print(f"warning: the series references are left out: {err}", file=sys.stderr)
+        return None
     codec = data.targets[out]
     for r in found:
         labels = np.asarray(r["prediction"], dtype=object)

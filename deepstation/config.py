@@ -33,7 +33,8 @@ class Split(Strict):
     test: float = Field(0.15, ge=0, lt=1)
     seed: int = 0
     column: Optional[str] = Field(None, description="A column of train/valid/test naming each row's split; "
-                                                    "the fractions are then not used")
+                                                    "the fractions are then not used, but for `valid` where the "
+                                                    "column names no valid rows")
     backtest: int = Field(1, ge=1, description="Forecasting: test this many origins, each a horizon before the "
                                                "next (rolling origin), training a model for each; metrics averaged")
 
@@ -248,13 +249,21 @@ class Cnn1dEncoder(Strict):
     depth: int = Field(3, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     activation: Activation = "relu"
-    kernel: int = Field(5, ge=1, description="Steps each convolution reads (odd keeps the steps aligned)")
+    kernel: int = Field(5, ge=1, description="Steps each convolution reads; odd, so that every layer keeps the "
+                                             "steps aligned")
     dilation: int = Field(1, ge=1, description="Layer i reads every dilation**i-th step: 2 doubles the reach per "
                                                "layer, for long series")
     pool: Literal["mean", "max", "meanmax"] = Field(
         "mean", description="How the steps become one vector: their mean, their max, or both side by side")
     stride: int = Field(1, ge=1, description="The first layer's stride: 4 keeps every 4th step, for series of "
                                              "thousands of steps (a sequence output then has fewer steps)")
+
+    @field_validator("kernel")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"an even kernel ({value}) shifts the steps at every layer; use {value + 1} or {value - 1}")
+        return value
 
 
 class GruEncoder(Strict):
@@ -448,6 +457,9 @@ def _forecasting_checks(task: Task) -> None:
                 if getattr(i, key) not in (None, False):
                     raise ValueError(f"inputs.{i.name}.{key}: only a forecasting input (with `window`) takes "
                                      f"`{key}`; set inputs.{i.name}.window or remove `{key}`")
+            if i.date:
+                raise ValueError(f"inputs.{i.name}.date: only a forecasting input (with `window`) reads dates; to "
+                                 f"order the rows of each series of a long table, set `id` and `order`")
             if i.order and not i.id:
                 raise ValueError(f"inputs.{i.name}.order: `order` sorts the rows of each series named by `id`; set "
                                  f"inputs.{i.name}.id or remove `order`")

@@ -234,6 +234,8 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     table = read_task_source(task)
     task = expand_patterns(task, table)  # "v*" -> the columns it names, as the run's config.yaml keeps them
+    if tracker is not None:
+        tracker.task = task  # its params too
     data = prepare(task, table)
     notes = _check_data(task, data)  # refusals before any folder is made; warnings go to stderr and summary.json
     if task.data.split.backtest > 1 and data.forecast:

@@ -152,7 +152,7 @@ def test_pattern_and_split_file_mistakes_are_one_line(tmp_path):
     wide = pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
     wide.to_csv(tmp_path / "wide.csv", index=False)
     line = mistake(tmp_path, series_task("wide.csv", columns=["x*"]))
-    assert "'x*'" in line and "matches no column" in line and "label, v0" in line
+    assert "'x*'" in line and "matches no column" in line and "columns are v0, v1" in line  # not the label
     wide.drop(columns=["v3"]).to_csv(tmp_path / "test.csv", index=False)
     line = mistake(tmp_path, series_task({"train": "wide.csv", "test": "test.csv"}, columns=["v*"]))
     assert "test.csv (data.source.test) lacks column `v3`" in line
@@ -202,3 +202,24 @@ def test_series_normalised_both_ways_side_by_side():
     x = codec.encode(raw)["x"].numpy()
     assert x.shape == (2, 5, 2) and codec.shape()["channels"] == 2
     assert not np.allclose(x[0, :, 0], x[1, :, 0]) and np.allclose(x[0, :, 1], x[1, :, 1])  # level kept; shape alike
+
+
+def test_review_mends_patterns_lengths_blanks_dates_and_kernels(tmp_path):
+    """A pattern never takes the answer; test series do not decide the length; a shorter series in a wide table
+    ends in blanks; dates and even kernels where they mean nothing are refused."""
+    rows = waves(40, 0, (20, 30))
+    wide = pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
+    wide.to_csv(tmp_path / "bare.csv", index=False, header=False)  # shorter rows end in blanks
+    task = series_task(str(tmp_path / "bare.csv"), columns=["col_*"], header=False, split={"valid": 0.2})
+    task["outputs"][0]["column"] = "col_0"
+    run = deepstation.train(task, runs_dir=tmp_path / "trained", track=False)
+    config = yaml.safe_load((run.dir / "config.yaml").read_text())
+    assert "col_0" not in config["inputs"][0]["columns"] and not run.summary["warnings"]  # no leakage
+    train = wide.iloc[run.data.parts["train"].rows]
+    assert run.codecs["wave"].state["length"] == int(train.drop(columns="label").notna().sum(axis=1).max())
+
+    for key, value, expected in [("date", "when", "inputs.wave.date"), ("kernel", 4, "an even kernel (4)")]:
+        task = series_task("bare.csv", header=False, columns=["col_[1-9]*"])
+        task["outputs"][0]["column"] = "col_0"
+        (task["inputs"][0] if key == "date" else task["model"]["encoders"]["wave"])[key] = value
+        assert expected in mistake(tmp_path, task)

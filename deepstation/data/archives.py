@@ -66,9 +66,6 @@ def read_ts(path: Path) -> pd.DataFrame:
                                        f"dimension, dimensions separated by `:`") from None
     if not dims:
         raise DeepstationError(f"{path}: no series found after the @data line")
-    if not has_labels:
-        raise DeepstationError(f"{path}: the file has no class labels (@classLabel false); deepstation reads "
-                               f"labelled .ts files")
     widths = {len(d) for d in dims}
     if len(widths) > 1:
         raise DeepstationError(f"{path}: series have {' and '.join(map(str, sorted(widths)))} dimensions; every "
@@ -77,7 +74,8 @@ def read_ts(path: Path) -> pd.DataFrame:
     for row, parts in enumerate(dims):
         length = max(len(p) for p in parts)
         series.append(np.stack([np.pad(p, (0, length - len(p)), constant_values=np.nan) for p in parts], 1))
-    frame = pd.DataFrame({"label": labels, "series": series})
+    frame = pd.DataFrame({"label": labels, "series": series}) if has_labels else pd.DataFrame({"series": series})
+    # (unlabelled, @classLabel false: series to predict; a task that trains on it is refused for want of `label`)
     if widths.pop() > 1:
         for k in range(series[0].shape[1]):
             frame[f"dim_{k}"] = [_cut_padding(s[:, k])[:, None] for s in series]

@@ -14,16 +14,17 @@ FIELDS = ("columns", "categorical")
 def expand_patterns(task, table):
     """The task with every column pattern replaced by the columns it matches (each pattern's matches in file
     order, a column named twice kept once). A pattern that matches nothing stops with the columns there are."""
-    have = [str(c) for c in table.frame.columns if not str(c).startswith("__")]
+    # never matched: what the task reads otherwise (an output's answer, the split, a series' id, step or date)
+    taken = {o.column for o in task.outputs} | {task.data.split.column}
+    taken |= {getattr(i, k, None) for i in task.inputs for k in ("id", "order", "date")}
+    have = [str(c) for c in table.frame.columns if not str(c).startswith("__") and str(c) not in taken]
     inputs, changed = [], False
     for inp in task.inputs:
         update = {}
         for key in FIELDS:
             names = getattr(inp, key, None)
             if names and any(PATTERN.search(n) for n in names):
-                own = {getattr(inp, k, None) for k in ("id", "order", "date")} - {None}
-                update[key] = _expand(names, [c for c in have if c not in own], table.origin,
-                                      f"inputs.{inp.name}.{key}")
+                update[key] = _expand(names, have, table.origin, f"inputs.{inp.name}.{key}")
         inputs.append(inp.model_copy(update=update) if update else inp)
         changed = changed or bool(update)
     return task.model_copy(update={"inputs": inputs}) if changed else task

@@ -445,17 +445,25 @@ class SeriesCodec:
                 f"makes each row a series one step long; for a long table (a row per time step) set "
                 f"inputs.{name}.id to the column naming each series (and `order` to its step column), or list the "
                 f"value columns of a wide table (patterns such as \"v*\" work)")
-        # one row = one series spread over columns (t1, t2, ...): a univariate series per row
-        values = np.stack([numeric_column(frame, c, table.origin, f"inputs.{name}.columns") for c in columns], 1)
-        return list(values[:, :, None].astype(np.float32))
+        # one row = one series spread over columns (t1, t2, ...): a univariate series per row; blanks at the end of
+        # a row are the padding of a shorter series, a blank or text before its end is an error
+        values = np.stack([pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64) for c in columns], 1)
+        finite = np.isfinite(values)
+        ends = values.shape[1] - np.argmax(finite[:, ::-1], axis=1)
+        ends[~finite.any(axis=1)] = 0
+        inner = ~finite & (np.arange(values.shape[1])[None, :] < ends[:, None])
+        if inner.any() or (ends == 0).any():
+            row = int(np.flatnonzero(inner.any(axis=1) | (ends == 0))[0])
+            col = int(np.argmax(inner[row])) if inner[row].any() else 0
+            got = frame[columns[col]].iloc[row]
+            raise DeepstationError(f"{table.origin}: row {row + 1}, column `{columns[col]}` (inputs.{name}.columns): "
+                                   f"expected a number, got {'an empty value' if pd.isna(got) else repr(got)}; a "
+                                   f"shorter series may end in blanks, but not have them before its end")
+        return [values[i, :n, None].astype(np.float32) for i, n in enumerate(ends)]
 
     def _one_length(self, arrays: list, lengths: np.ndarray) -> np.ndarray:
-        """[N, length, channels]: the fitted length (or `length`, or the longest), shorter series padded with NaN
-        (standardised to 0 by encode) and longer ones cut, or each resampled."""
-        if self.state is not None:
-            target = self.state["length"]
-        else:
-            target = self.spec.length or int(lengths.max(initial=1))
+        """[N, longest, channels], shorter series padded with NaN: encode brings them to the fitted length (fitted on
+        the training rows alone, so test series never decide it)."""
         channels = {a.shape[1] for a in arrays}
         if self.state is not None and channels != {self.state["channels"]} and arrays:
             raise DeepstationError(f"inputs.{self.spec.name}: series with {sorted(channels)[0]} channel(s), but the "
@@ -464,21 +472,35 @@ class SeriesCodec:
             raise DeepstationError(f"inputs.{self.spec.name}: the series have {' and '.join(map(str, sorted(channels)))}"
                                    f" channels; every series needs the same number")
         width = channels.pop() if channels else 1
-        x = np.full((len(arrays), target, width), np.nan, dtype=np.float32)
+        x = np.full((len(arrays), int(lengths.max(initial=1)), width), np.nan, dtype=np.float32)
         for i, a in enumerate(arrays):
-            if self.spec.unequal == "resample" and len(a) != target:
-                a = _resample(a, target)
-            x[i, :min(len(a), target)] = a[:target]
+            x[i, :len(a)] = a
         return x
 
+    def _to_length(self, raw) -> np.ndarray:
+        """The series at the fitted length: padded (NaN, the channel's mean once standardised) or cut, or each
+        resampled from its own length."""
+        x, lengths, target = raw["x"], raw.get("lengths"), self.state["length"]
+        if lengths is None or (x.shape[1] == target and (lengths == target).all()):
+            return x
+        if self.spec.unequal == "resample":
+            return np.stack([_resample(x[i, :n], target) if n != target else x[i, :target]
+                             for i, n in enumerate(lengths)]) if len(x) else x[:, :0]
+        if x.shape[1] >= target:
+            return x[:, :target]
+        return np.concatenate([x, np.full((len(x), target - x.shape[1], x.shape[2]), np.nan, np.float32)], axis=1)
+
     def fit(self, raw) -> None:
-        x = raw["x"]
+        lengths = raw.get("lengths")
+        length = self.spec.length if not self.spec.window and self.spec.length else (
+            int(lengths.max(initial=1)) if lengths is not None else raw["x"].shape[1])
+        self.state = {"length": length}
+        x = self._to_length(raw)
         std = np.nanstd(x, axis=(0, 1)) if len(x) else np.ones(x.shape[2])
         self.state = {"length": int(x.shape[1]), "channels": int(x.shape[2]), "calendar": int(raw["cal"].shape[1]),
                       "mean": np.nanmean(x, axis=(0, 1)).tolist() if len(x) else [0.0] * x.shape[2],
                       "std": np.where(np.isfinite(std) & (std > 0), std, 1.0).tolist()}
-        lengths = raw.get("lengths")
-        if lengths is not None and len(lengths) and lengths.min() != lengths.max():
+        if lengths is not None and len(lengths) and (lengths.min() != lengths.max() or lengths.max() != length):
             self.state["unequal"] = {"shortest": int(lengths.min()), "longest": int(lengths.max()),
                                      "how": self.spec.unequal}
         if "id" in raw:  # index 0 is for a series never seen in training
@@ -497,11 +519,12 @@ class SeriesCodec:
         import torch
 
         how = "train" if self.spec.window else getattr(self.spec, "normalize", "train")
+        sized = self._to_length(raw)
         if how != "each":
-            x = (raw["x"] - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
-                                                                                              dtype=np.float32)
+            x = (sized - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
+                                                                                           dtype=np.float32)
         if how != "train":  # each: the series' shape alone; both: its shape beside its level, as more channels
-            x = _z_normalise(raw["x"]) if how == "each" else np.concatenate([x, _z_normalise(raw["x"])], axis=2)
+            x = _z_normalise(sized) if how == "each" else np.concatenate([x, _z_normalise(sized)], axis=2)
         if x.shape[1] != self.state["length"]:
             raise DeepstationError(f"inputs.{self.spec.name}: series of length {x.shape[1]}, but the model was "
                                    f"trained on length {self.state['length']}")

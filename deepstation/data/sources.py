@@ -116,8 +116,8 @@ def _read_splits(source, index: str, header: bool, file_columns) -> Table:
                 raise DeepstationError(f"{table.origin} (data.source.{split}) {what}; every split's file needs the "
                                        f"columns of the train file ({first.origin})")
             frame = frame[list(first.frame.columns)]
-        for column in file_columns:
-            if column in frame and table.base_dir != Path(source.train).parent:
+        for column in file_columns:  # paths relative to this file's folder, where it is not the train file's
+            if column in frame and first is not None and table.base_dir != first.base_dir:
                 frame[column] = [str(table.base_dir / v) if isinstance(v, str) and v and not Path(v).is_absolute()
                                  else v for v in frame[column]]
         frame[GIVEN_SPLIT] = split
