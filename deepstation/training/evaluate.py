@@ -11,7 +11,8 @@ from deepstation.training.tensors import rows, take
 def run_batches(model, features: dict, plan, batch_size: int, targets: dict | None = None):
     """Predictions of every head for every row, in order (batches keep memory bounded), and with `targets`
     each head's mean loss. Returns ({head: {key: tensor or list}}, {head: loss})."""
-    model.eval()
+    if model.training:  # .eval() walks every module: 1.2 ms a call for a 30-member ensemble, per served request
+        model.eval()
     preds: dict = {name: {} for name in model.heads}
     sums = {name: torch.zeros((), device=plan.device) for name in model.heads}
     counts = dict.fromkeys(model.heads, 0)
