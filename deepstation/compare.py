@@ -255,7 +255,7 @@ def _series_of(raw: dict) -> list[np.ndarray]:
     x, lengths = raw["x"], raw.get("lengths")
     if lengths is None:
         return list(x)
-    return [x[i, :min(int(n), x.shape[1])] for i, n in enumerate(lengths)]
+    return [x[i, :n] for i, n in enumerate(lengths)]  # read() pads to the longest series read, never cuts
 
 
 def decode(codec, pred: dict, level=None) -> list:

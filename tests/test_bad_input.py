@@ -69,6 +69,11 @@ def case(id_, *args, files=None, env=None, expect=(), usage=False, marks=()):
 T = "task.yaml"  # the task file most cases write
 SOURCE = "data.source"
 
+
+def sql_task(url: str, query: str) -> dict:
+    """The files of a case whose task reads `query` from the SQL database at `url`."""
+    return {T: task(**{SOURCE: {"sql": {"url": url, "query": query}}})}
+
 CASES = [
     # --- the task file itself ---------------------------------------------------------------------------------
     case("task-missing", "train", "no-such-task.yaml", expect=["no-such-task.yaml", "task file not found"]),
@@ -177,34 +182,25 @@ CASES = [
          expect=["100 points", "window"]),
     case("number-output-holds-text", "train", T, files={T: task(**{"outputs[0].column": "kind"})}, expect="kind"),
     # --- SQL sources --------------------------------------------------------------------------------------------
-    case("sql-url-unparsable", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "notaurl://::::", "query": "orders"}}})},
+    case("sql-url-unparsable", "train", T, files=sql_task("notaurl://::::", "orders"),
          expect=["data.source.sql.url", "not a database URL"]),
     case("sql-port-not-a-number", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "postgresql://analyst:Pw0rd42@db.example:54x32/shop",
-                                         "query": "orders"}}})},
+         files=sql_task("postgresql://analyst:Pw0rd42@db.example:54x32/shop", "orders"),
          expect=["port `54x32`", "analyst:***@"]),
     case("sql-password-with-slash-bad-port", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "postgresql://analyst:Pw0rd42/x@db.example:5x/shop",
-                                            "query": "orders"}}})},
+         files=sql_task("postgresql://analyst:Pw0rd42/x@db.example:5x/shop", "orders"),
          expect=["port `5x`", "analyst:***@db.example"]),
-    case("sql-unknown-dialect", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "postgres://u@h/db", "query": "t"}}})},
+    case("sql-unknown-dialect", "train", T, files=sql_task("postgres://u@h/db", "t"),
          expect="Did you mean `postgresql`?"),
-    case("sql-variable-unset", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "postgresql://u:${DS_NO_SUCH_PW}@h/db", "query": "t"}}})},
+    case("sql-variable-unset", "train", T, files=sql_task("postgresql://u:${DS_NO_SUCH_PW}@h/db", "t"),
          expect="DS_NO_SUCH_PW"),
-    case("sqlite-file-missing", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "sqlite:///nope.db", "query": "t"}}})},
+    case("sqlite-file-missing", "train", T, files=sql_task("sqlite:///nope.db", "t"),
          expect=["nope.db", "does not exist"]),
-    case("sql-table-missing", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "sqlite:///{db}", "query": "order"}}})},
+    case("sql-table-missing", "train", T, files=sql_task("sqlite:///{db}", "order"),
          expect=["no table `order`", "Did you mean `orders`?"]),
-    case("sql-query-not-a-select", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "sqlite:///{db}", "query": "DELETE FROM orders"}}})},
+    case("sql-query-not-a-select", "train", T, files=sql_task("sqlite:///{db}", "DELETE FROM orders"),
          expect="expected a SELECT"),
-    case("sql-query-syntax-error", "train", T,
-         files={T: task(**{SOURCE: {"sql": {"url": "sqlite:///{db}", "query": "SELECT x1 FROM orders WHERE"}}})},
+    case("sql-query-syntax-error", "train", T, files=sql_task("sqlite:///{db}", "SELECT x1 FROM orders WHERE"),
          expect="the query failed"),
     # --- train's options and environment ------------------------------------------------------------------------
     case("train-nothing", "train", expect="pass a task YAML"),

@@ -55,11 +55,9 @@ def series_references(train_x, train_y, test_x, seed: int = 0, names=None) -> li
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # sktime's deprecation and soft-dependency chatter
                 prediction, description = _METHODS[name](train, labels, test, seed)
-        except _LeftOut as e:
-            print(f"deepstation: the {name} reference is left out: {e}", file=sys.stderr)
-            continue
         except Exception as e:  # noqa: BLE001 - a reference that cannot run must not stop the comparison
-            print(f"deepstation: the {name} reference is left out: {type(e).__name__}: {e}", file=sys.stderr)
+            why = e if isinstance(e, _LeftOut) else f"{type(e).__name__}: {e}"
+            print(f"warning: the {name} reference is left out: {why}", file=sys.stderr)
             continue
         found.append({"name": name, "description": description,
                       "prediction": np.asarray([str(p) for p in prediction], dtype=object),

@@ -70,16 +70,16 @@ def read_ts(path: Path) -> pd.DataFrame:
     if len(widths) > 1:
         raise DeepstationError(f"{path}: series have {' and '.join(map(str, sorted(widths)))} dimensions; every "
                                f"line needs the same number")
-    series = []
-    for row, parts in enumerate(dims):
+    padded = []  # [length, dimensions], a dimension shorter than the line's longest padded with NaN
+    for parts in dims:
         length = max(len(p) for p in parts)
-        series.append(np.stack([np.pad(p, (0, length - len(p)), constant_values=np.nan) for p in parts], 1))
-    frame = pd.DataFrame({"label": labels, "series": series}) if has_labels else pd.DataFrame({"series": series})
-    # (unlabelled, @classLabel false: series to predict; a task that trains on it is refused for want of `label`)
+        padded.append(np.stack([np.pad(p, (0, length - len(p)), constant_values=np.nan) for p in parts], 1))
+    # unlabelled (@classLabel false): series to predict; a task that trains on them is refused for want of `label`
+    frame = pd.DataFrame({"label": labels} if has_labels else {})
+    frame["series"] = [_cut_padding(s) for s in padded]
     if widths.pop() > 1:
-        for k in range(series[0].shape[1]):
-            frame[f"dim_{k}"] = [_cut_padding(s[:, k])[:, None] for s in series]
-    frame["series"] = [_cut_padding(s) for s in series]
+        for k in range(padded[0].shape[1]):
+            frame[f"dim_{k}"] = [_cut_padding(s[:, k])[:, None] for s in padded]
     return frame
 
 

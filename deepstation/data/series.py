@@ -232,8 +232,8 @@ def gather_series(task, table):
         row = int(np.flatnonzero(keys.isna().to_numpy())[0])
         raise DeepstationError(f"{origin}: row {row + 1}, column `{key}` (inputs.{inputs[0].name}.id): the series "
                                f"id is empty; give every row its series' id")
-    groups = frame[[GIVEN_SPLIT, key]] if GIVEN_SPLIT in frame else keys
-    codes = (pd.MultiIndex.from_frame(groups) if GIVEN_SPLIT in frame else groups).factorize()[0]
+    by = pd.MultiIndex.from_frame(frame[[GIVEN_SPLIT, key]]) if GIVEN_SPLIT in frame else keys
+    codes = by.factorize()[0]
     order = inputs[0].order
     steps = None
     if order:
@@ -469,18 +469,19 @@ class SeriesCodec:
             raise DeepstationError(f"inputs.{self.spec.name}: series with {sorted(channels)[0]} channel(s), but the "
                                    f"model was trained on {self.state['channels']}")
         if len(channels) > 1:
-            raise DeepstationError(f"inputs.{self.spec.name}: the series have {' and '.join(map(str, sorted(channels)))}"
-                                   f" channels; every series needs the same number")
+            counts = " and ".join(map(str, sorted(channels)))
+            raise DeepstationError(f"inputs.{self.spec.name}: the series have {counts} channels; every series needs "
+                                   f"the same number")
         width = channels.pop() if channels else 1
         x = np.full((len(arrays), int(lengths.max(initial=1)), width), np.nan, dtype=np.float32)
         for i, a in enumerate(arrays):
             x[i, :len(a)] = a
         return x
 
-    def _to_length(self, raw) -> np.ndarray:
-        """The series at the fitted length: padded (NaN, the channel's mean once standardised) or cut, or each
+    def _to_length(self, raw, target: int) -> np.ndarray:
+        """The series at `target` steps: padded (NaN, the channel's mean once standardised) or cut, or each
         resampled from its own length."""
-        x, lengths, target = raw["x"], raw.get("lengths"), self.state["length"]
+        x, lengths = raw["x"], raw.get("lengths")
         if lengths is None or (x.shape[1] == target and (lengths == target).all()):
             return x
         if self.spec.unequal == "resample":
@@ -494,8 +495,7 @@ class SeriesCodec:
         lengths = raw.get("lengths")
         length = self.spec.length if not self.spec.window and self.spec.length else (
             int(lengths.max(initial=1)) if lengths is not None else raw["x"].shape[1])
-        self.state = {"length": length}
-        x = self._to_length(raw)
+        x = self._to_length(raw, length)
         std = np.nanstd(x, axis=(0, 1)) if len(x) else np.ones(x.shape[2])
         self.state = {"length": int(x.shape[1]), "channels": int(x.shape[2]), "calendar": int(raw["cal"].shape[1]),
                       "mean": np.nanmean(x, axis=(0, 1)).tolist() if len(x) else [0.0] * x.shape[2],
@@ -518,8 +518,8 @@ class SeriesCodec:
     def encode(self, raw) -> dict:
         import torch
 
-        how = "train" if self.spec.window else getattr(self.spec, "normalize", "train")
-        sized = self._to_length(raw)
+        how = "train" if self.spec.window else self.spec.normalize
+        sized = self._to_length(raw, self.state["length"])
         if how != "each":
             x = (sized - np.asarray(self.state["mean"], dtype=np.float32)) / np.asarray(self.state["std"],
                                                                                            dtype=np.float32)
@@ -536,7 +536,7 @@ class SeriesCodec:
         return found
 
     def shape(self) -> dict:
-        both = not self.spec.window and getattr(self.spec, "normalize", "train") == "both"  # encode's channels
+        both = not self.spec.window and self.spec.normalize == "both"  # encode's channels
         channels = self.state["channels"] * (2 if both else 1)
         return {"type": "series", "length": self.state["length"], "channels": channels,
                 "calendar": self.state["calendar"], "ids": len(self.state.get("ids") or []) + 1,

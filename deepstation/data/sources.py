@@ -36,7 +36,8 @@ GIVEN_SPLIT = "__given_split__"  # the column marking each row's file when data.
 
 
 def read_task_source(task) -> Table:
-    """The rows of a task's `data` section, its column patterns expanded against them."""
+    """The rows of a task's `data` section (its column patterns are expanded against them by
+    deepstation.data.patterns)."""
     d = task.data
     files = [i.column for i in task.inputs if i.type in ("image", "audio")]
     return read_source(d.source, d.index, d.options, header=d.header, file_columns=files)
@@ -107,15 +108,14 @@ def _read_splits(source, index: str, header: bool, file_columns) -> Table:
             continue
         table = _read_path(Path(name), index, header, f"data.source.{split}")
         frame = table.frame.copy()
-        if first is not None and list(frame.columns) != list(first.frame.columns):
+        if first is not None:
             missing = [c for c in first.frame.columns if c not in frame.columns]
             extra = [c for c in frame.columns if c not in first.frame.columns]
-            what = (f"lacks column `{missing[0]}`" if missing else f"has column `{extra[0]}` that the train file has "
-                    f"not" if extra else "has the same columns in another order")
             if missing or extra:
+                what = f"lacks column `{missing[0]}`" if missing else f"has column `{extra[0]}`, not in the train file"
                 raise DeepstationError(f"{table.origin} (data.source.{split}) {what}; every split's file needs the "
                                        f"columns of the train file ({first.origin})")
-            frame = frame[list(first.frame.columns)]
+            frame = frame[list(first.frame.columns)]  # the same columns, maybe in another order
         for column in file_columns:  # paths relative to this file's folder, where it is not the train file's
             if column in frame and first is not None and table.base_dir != first.base_dir:
                 frame[column] = [str(table.base_dir / v) if isinstance(v, str) and v and not Path(v).is_absolute()

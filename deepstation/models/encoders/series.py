@@ -27,15 +27,15 @@ class CNN1d(_Series):
     def __init__(self, config, shape: dict, temporal: bool = False):
         super().__init__()
         layers, channels = [], shape["channels"]
-        kernel, dilation = getattr(config, "kernel", 5), getattr(config, "dilation", 1)
+        kernel, dilation = config.kernel, config.dilation
         for i in range(config.depth):
             out, reach = config.width * 2 ** min(i, 2), dilation ** i
-            layers += [nn.Conv1d(channels, out, kernel, stride=getattr(config, "stride", 1) if i == 0 else 1,
+            layers += [nn.Conv1d(channels, out, kernel, stride=config.stride if i == 0 else 1,
                                  padding=reach * (kernel - 1) // 2, dilation=reach, bias=False),
                        nn.BatchNorm1d(out), ACTIVATIONS[config.activation]()]
             channels = out
         self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
-        self.pool = getattr(config, "pool", "mean")
+        self.pool = config.pool
         self.covariates = Covariates(shape)
         pooled = channels * (2 if self.pool == "meanmax" and not temporal else 1)
         self.out_dim = pooled + (0 if temporal else self.covariates.out_dim)
