@@ -112,7 +112,7 @@ CASES = [
     case("unknown-encoder-kind", "train", T, files={T: task(**{"model.encoders.features.kind": "mlpp"})},
          expect=["model.encoders.features", "mlpp"]),
     case("encoder-for-no-input", "train", T, files={T: task(**{"model.encoders.feature": {"kind": "mlp"}})},
-         expect="feature"),
+         expect=["model.encoders.feature:", "no input is named `feature`"]),
     case("outputs-missing", "train", T, files={T: task(outputs=DROP)}, expect=["outputs", "required"]),
     case("inputs-empty", "train", T, files={T: task(inputs=[])}, expect="inputs"),
     case("split-sums-to-one", "train", T, files={T: task(**{"data.split.valid": 0.5, "data.split.test": 0.5})},
@@ -180,7 +180,8 @@ CASES = [
                            "model.encoders": {}}),
                 "series.csv": "v\n" + "".join(f"{i}\n" for i in range(100))},
          expect=["100 points", "window"]),
-    case("number-output-holds-text", "train", T, files={T: task(**{"outputs[0].column": "kind"})}, expect="kind"),
+    case("number-output-holds-text", "train", T, files={T: task(**{"outputs[0].column": "kind"})},
+         expect=["column `kind`", "expected a number"]),
     # --- SQL sources --------------------------------------------------------------------------------------------
     case("sql-url-unparsable", "train", T, files=sql_task("notaurl://::::", "orders"),
          expect=["data.source.sql.url", "not a database URL"]),
@@ -444,14 +445,15 @@ def test_a_closed_pipe_ends_quietly(shared):
 
 
 def test_merge_keys_are_not_duplicates(shared, tmp_path):
-    """`<<: {...}` and then a key of it again overrides it on purpose: no duplicate."""
+    """`<<: {...}` and then a key of it again overrides it on purpose: no duplicate; a merged key nobody overrides
+    comes through."""
     from deepstation.config import load_task
 
     text = yaml.safe_dump(_fill(task(), shared), sort_keys=False)
     path = tmp_path / T
-    path.write_text(text.replace("trainer:\n", "trainer:\n  <<: {epochs: 7, seed: 3}\n"))
+    path.write_text(text.replace("trainer:\n", "trainer:\n  <<: {epochs: 7, seed: 3, grad_clip: 2.5}\n"))
     loaded = load_task(path)
-    assert (loaded.trainer.epochs, loaded.trainer.seed) == (1, 0)
+    assert (loaded.trainer.epochs, loaded.trainer.seed, loaded.trainer.grad_clip) == (1, 0, 2.5)
 
 
 def test_a_comma_at_the_end_of_each_row_shifts_no_column(tmp_path):

@@ -27,6 +27,11 @@ def waves(n: int, seed: int, lengths=(30, 30), channels: int = 1):
     return found
 
 
+def wide_table(rows) -> pd.DataFrame:
+    """A row per series: its label, then its values in columns v0, v1, ... (blank past a shorter series' end)."""
+    return pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
+
+
 def series_task(source, columns=("series",), epochs=2, **data) -> dict:
     return {"name": "waves", "data": {"source": source, **data},
             "inputs": [{"name": "wave", "type": "series", "columns": list(columns)}],
@@ -109,7 +114,7 @@ def test_long_format_gathers_each_id_and_a_train_test_split_column_gets_valid_ro
 
 def test_wide_table_with_a_pattern_and_a_header_less_csv(tmp_path):
     rows = waves(40, 0)
-    wide = pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
+    wide = wide_table(rows)
     wide.to_csv(tmp_path / "wide.csv", index=False)
     run = deepstation.train(series_task(str(tmp_path / "wide.csv"), columns=["v*"], split={"valid": 0.2}),
                             runs_dir=tmp_path / RUNS, track=False)
@@ -149,7 +154,7 @@ def test_a_label_or_split_that_changes_within_a_series_names_the_series(tmp_path
 
 def test_pattern_and_split_file_mistakes_are_one_line(tmp_path):
     rows = waves(20, 0)
-    wide = pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
+    wide = wide_table(rows)
     wide.to_csv(tmp_path / "wide.csv", index=False)
     line = mistake(tmp_path, series_task("wide.csv", columns=["x*"]))
     assert "'x*'" in line and "matches no column" in line and "columns are v0, v1" in line  # not the label
@@ -208,7 +213,7 @@ def test_review_mends_patterns_lengths_blanks_dates_and_kernels(tmp_path):
     """A pattern never takes the answer; test series do not decide the length; a shorter series in a wide table
     ends in blanks; dates and even kernels where they mean nothing are refused."""
     rows = waves(40, 0, (20, 30))
-    wide = pd.DataFrame([{"label": label, **{f"v{t}": s[t, 0] for t in range(len(s))}} for label, s in rows])
+    wide = wide_table(rows)
     wide.to_csv(tmp_path / "bare.csv", index=False, header=False)  # shorter rows end in blanks
     task = series_task(str(tmp_path / "bare.csv"), columns=["col_*"], header=False, split={"valid": 0.2})
     task["outputs"][0]["column"] = "col_0"

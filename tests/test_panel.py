@@ -219,7 +219,7 @@ def test_short_series_are_skipped_with_a_warning_when_asked(tmp_path):
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda t: t["inputs"][0].pop("window"), "only a forecasting input (with `window`)"),
+    (lambda t: t["inputs"][0].pop("window"), "inputs.history.season: only a forecasting input (with `window`)"),
     (lambda t: t.update(inputs=[{**t["inputs"][0], "embed_id": 2, "id": None}]), "needs `id`"),
     (lambda t: t.update(model={"ensemble": {"lookbacks": [50]}}), "model.ensemble.lookbacks: 50 is longer"),
     (lambda t: t["outputs"][0].update(quantiles=[0.9, 0.1]), "increasing order"),
