@@ -185,3 +185,47 @@ def test_demo_summary_marks_the_winner_and_says_when_deep_loses(sales_csv, tmp_p
     assert len(said) == (0 if "deep" in winners else 1)
     if said:
         assert said[0].startswith(f"sales: the deep model loses on mape: {winners[0]} ")
+
+
+@pytest.mark.parametrize("dates, expected", [
+    (pd.date_range("2020-01-01", periods=10, freq="MS"), ["2020-11-01", "2020-12-01", "2021-01-01"]),
+    (pd.date_range("2020-01-31", periods=10, freq="ME"), ["2020-11-30", "2020-12-31", "2021-01-31"]),
+    (pd.date_range("2019-03-31", periods=6, freq="QE"), ["2020-09-30", "2020-12-31", "2021-03-31"]),
+    (pd.DatetimeIndex([f"2020-{m:02d}-15" for m in range(1, 11)]), ["2020-11-15", "2020-12-15", "2021-01-15"]),
+    (pd.date_range("2020-02-26", periods=5, freq="D"), ["2020-03-02", "2020-03-03", "2020-03-04"]),
+    (pd.date_range("2020-01-05", periods=5, freq="W"), ["2020-02-09", "2020-02-16", "2020-02-23"]),
+    (pd.date_range("2020-01-01 22:00", periods=5, freq="h"), ["2020-01-02 03:00", "2020-01-02 04:00",
+                                                              "2020-01-02 05:00"]),
+    (pd.date_range("2020-01-01", periods=10, freq="YS"), ["2030-01-01", "2031-01-01", "2032-01-01"]),
+    (pd.date_range("2020-01-01", periods=8, freq="B"), ["2020-01-13", "2020-01-14", "2020-01-15"]),  # pandas'
+    (pd.date_range("2020-03-27", periods=5, freq="D", tz="Europe/Berlin"),
+     [pd.Timestamp(d, tz="Europe/Berlin") for d in ("2020-04-01", "2020-04-02", "2020-04-03")]),
+])
+def test_future_dates_step_at_the_series_own_frequency(dates, expected):
+    from deepstation.data.series import future_dates
+
+    found = future_dates(pd.Series(dates), 3)
+    assert list(found) == [pd.Timestamp(e) for e in expected]
+
+
+@pytest.mark.parametrize("values", [["1949-01-01", "1949-02-01", "1949-03-01"],
+                                    ["1949-01-01 00:00:00", "1949-02-01 06:30:00", "1949-03-01 00:00:00"],
+                                    ["01/02/2020", "02/02/2020", "03/02/2020"],
+                                    ["2020-01-01T00:00:00+01:00", "2020-01-02T00:00:00+01:00", "2020-01-03T00:00:00+01:00"],
+                                    ["20200101", "20200102", "20200103"],
+                                    ["2020-01-01", "", "2020-13-01"]])
+def test_dates_read_as_pandas_reads_them(values):
+    from deepstation.data.series import parse_dates
+
+    column = pd.Series(np.asarray(values, dtype=object))
+    expected = pd.to_datetime(column, errors="coerce")
+    found = parse_dates(column)
+    assert found.isna().tolist() == expected.isna().tolist()
+    assert [str(v) for v in found.dropna()] == [str(v) for v in expected.dropna()]
+
+
+def test_dates_in_mixed_iso_forms_are_all_read():
+    from deepstation.data.series import parse_dates
+
+    found = parse_dates(pd.Series(np.asarray(["1949-01-01", "1949-02-01 00:00:00", "1949-03"], dtype=object)))
+    assert [str(v.date()) for v in found] == ["1949-01-01", "1949-02-01", "1949-03-01"]

@@ -292,11 +292,11 @@ class Gated:
         self.model, self.task, self.gate = model, model.task, threading.Event()
         self.entered, self.passes = 0, []
 
-    def predict(self, data):
+    def predict(self, data, **options):
         self.entered += 1
         assert self.gate.wait(30)
         self.passes.append(len(data) if isinstance(data, list) else "a frame")
-        return self.model.predict(data)
+        return self.model.predict(data, **options)
 
 
 def _while_busy(run, first: pd.DataFrame, others: dict) -> tuple[Gated, dict, str]:

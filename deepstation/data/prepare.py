@@ -7,7 +7,8 @@ import numpy as np
 
 from deepstation.data.audio import AudioCodec
 from deepstation.data.image import ImageCodec
-from deepstation.data.series import SPLIT, SeriesCodec, forecast_windows, forecasting_input, gather_series, long_inputs
+from deepstation.data.series import (SPLIT, SeriesCodec, forecast_windows, forecasting_input, gather_series, long_inputs,
+                                     prediction_windows)
 from deepstation.data.sources import GIVEN_SPLIT, Table, require_columns
 from deepstation.data.table import TableCodec
 from deepstation.data.split import split_rows
@@ -161,8 +162,8 @@ def encode_tables(codecs, targets, tables: list, task, ids=None) -> tuple[Part, 
     """encode_table (no targets) for several tables at once, each read as if alone, so that one forward pass
     serves several requests. Rows that are time steps (a forecast's history, series in long format) are gathered
     into series table by table (a table without an id column is one series); other rows, from tables of one folder,
-    are encoded together. Returns the part of every row, the rows encoded per table (for a forecast: its windows)
-    and each table's rows of the part, in order."""
+    are encoded together. Returns the part of every row, the rows encoded per table (for a forecast: the windows of
+    all tables, a row per series) and each table's rows of the part, in order."""
     if len(tables) == 1:
         part, _, encoded = encode_table(codecs, targets, tables[0], False, task, ids)
         return part, [encoded], [slice(0, len(part))]
@@ -172,6 +173,10 @@ def encode_tables(codecs, targets, tables: list, task, ids=None) -> tuple[Part, 
         whole = Table(pd.concat([t.frame for t in tables], ignore_index=True), tables[0].origin, tables[0].base_dir)
         part, _, _ = encode_table(codecs, targets, whole, False, task, ids)
         return part, tables, _slices([len(t.frame) for t in tables])
+    if forecasting_input(task):  # the windows of every table in one frame: its rows are series, the tables' in order
+        windows, counts = prediction_windows(task, tables, ids)
+        part, _, _ = encode_table(codecs, targets, windows, False)
+        return part, [windows] * len(tables), _slices(counts)
     import torch
 
     parts, encoded = zip(*[encode_table(codecs, targets, t, False, task, ids)[::2] for t in tables])

@@ -44,7 +44,42 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
     mode: "split" (train/valid/test origins as above), "all" (every origin with a full target: scoring other
     data), "predict" (one origin after the last point of each series, no target). `cut`: a rolling-origin fold,
     each series as it stood `cut` steps before its end. `ids`: only these series."""
-    from deepstation.data.sources import Table, require_columns
+    return _windows_table([_windows(task, table, mode, cut, ids)], table)
+
+
+def prediction_windows(task, tables: list, ids=None):
+    """forecast_windows(mode="predict") of several tables at once (the server's requests, each read as if alone),
+    as one table: a row per series, the tables' series in order, and frame.attrs["forecast"]'s lists (ids, history,
+    dates, scale) a value per row. Returns it and the number of series of each table."""
+    found = [_windows(task, table, "predict", 0, ids) for table in tables]
+    return _windows_table(found, tables[0]), [len(facts["history"]) for _, facts in found]
+
+
+def _windows_table(found: list, table):
+    """One table from the (samples, facts) of one or more tables: a DataFrame is built once, whatever the series."""
+    from deepstation.data.sources import Table
+
+    parts = [part for samples, _ in found for part in samples]
+    samples = pd.DataFrame({k: _join([part[k] for part in parts]) for k in parts[0]})
+    facts = found[0][1] if len(found) == 1 else {
+        **found[0][1], **{k: None if found[0][1][k] is None else [v for _, f in found for v in f[k]]
+                          for k in ("ids", "skipped", "history", "dates")},
+        "scale": np.concatenate([f["scale"] for _, f in found])}
+    samples.attrs["forecast"] = Facts(facts)
+    return Table(samples, table.origin, table.base_dir)
+
+
+class Facts(dict):
+    """The forecasting facts a windowed frame carries in attrs, read and never changed. pandas deep-copies a frame's
+    attrs into every column and slice it hands out; these (every series' history and dates) are shared instead."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _windows(task, table, mode: str, cut: int, ids) -> tuple[list[dict], dict]:
+    """forecast_windows' samples (columns per series) and forecasting facts, before they become one table."""
+    from deepstation.data.sources import require_columns
 
     inp = forecasting_input(task)
     outs = [o for o in task.outputs if o.type == "number"]
@@ -90,18 +125,17 @@ def forecast_windows(task, table, mode: str = "split", cut: int = 0, ids=None):
     if not parts:
         raise DeepstationError(f"{table.origin}: no series has the {needed} points needed; lower "
                                f"inputs.{inp.name}.window or outputs.{out.name}.horizon")
-    samples = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    samples.attrs["forecast"] = {
+    return parts, {
         "log": inp.transform == "log", "horizon": h, "season": season, "scaling": how,
         "ids": [s["id"] for s in kept] if inp.id else None, "skipped": skipped,
         "history": [s["original"] for s in kept],  # each series in the output's units, test points included
         "dates": [s["dates"] for s in kept], "scale": np.asarray([s["scale"] for s in kept])}
-    return Table(samples, table.origin, table.base_dir)
 
 
-def _series_windows(s, inp, out, mode, w, least, h, valid, how, origin) -> pd.DataFrame:
-    """One series' samples: a row per origin with the window, the target, their level and the split. An origin
-    needs `least` past points; a window reaching before the series' start repeats its first value."""
+def _series_windows(s, inp, out, mode, w, least, h, valid, how, origin) -> dict[str, np.ndarray]:
+    """One series' samples, as columns of equal length: a row per origin with the window, the target, their level
+    and the split. An origin needs `least` past points; a window reaching before the series' start repeats its
+    first value."""
     pad = w - least
     values, target, n = s["values"], s["target"], len(s["values"])
     if mode == "predict":
@@ -133,17 +167,35 @@ def _series_windows(s, inp, out, mode, w, least, h, valid, how, origin) -> pd.Da
         relative = windows / levels[:, None, :] - 1
     else:
         relative = windows - levels[:, None, :]
+    count = len(origins)
     if mode == "predict":
-        goals = [None]
+        goals = _cells([None])
     else:
         steps = np.lib.stride_tricks.sliding_window_view(target, h)[origins]  # [origins, h]
-        goals = list((steps / target_level[:, None] - 1 if how == "ratio" else steps - target_level[:, None])
-                     .astype(np.float32))
+        goals = _cells((steps / target_level[:, None] - 1 if how == "ratio" else steps - target_level[:, None])
+                       .astype(np.float32))
     dates = s["dates"]
-    starts = [None] * len(origins) if dates is None else [
-        _next_date(dates) if t >= n else dates.iloc[t] for t in origins]
-    return pd.DataFrame({inp.name: list(relative.astype(np.float32)), out.column: goals, LEVEL: target_level,
-                         SCALE: s["scale"], SPLIT: splits, ORIGIN: starts, SERIES: s["id"]})
+    if dates is None:
+        starts = _cells([None] * count)
+    else:
+        known = dates.to_numpy().astype("datetime64[ns]")
+        starts = np.asarray([known[t] if t < n else future_dates(dates, 1).to_numpy()[0] for t in origins],
+                            dtype="datetime64[ns]")
+    return {inp.name: _cells(relative.astype(np.float32)), out.column: goals, LEVEL: target_level,
+            SCALE: np.full(count, s["scale"]), SPLIT: _cells(splits), ORIGIN: starts, SERIES: _cells([s["id"]] * count)}
+
+
+def _join(columns: list) -> np.ndarray:
+    """One column from the same column of every series' samples."""
+    return columns[0] if len(columns) == 1 else np.concatenate(columns)
+
+
+def _cells(values) -> np.ndarray:
+    """A column of objects (arrays stay whole in their cells, where numpy would stack them)."""
+    cells = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        cells[i] = value
+    return cells
 
 
 def _gather(inp, out, table, for_prediction: bool, ids) -> list[dict]:
@@ -178,7 +230,7 @@ def _gather(inp, out, table, for_prediction: bool, ids) -> list[dict]:
                                    f"{', '.join(map(str, pd.unique(keys)[:3]))}")
     dates_all = None
     if inp.date:
-        dates_all = pd.to_datetime(frame[inp.date], errors="coerce")
+        dates_all = parse_dates(frame[inp.date])
         bad = np.flatnonzero(dates_all.isna().to_numpy())
         if len(bad):
             raise DeepstationError(f"{table.origin}: row {bad[0] + 1}, column `{inp.date}`: "
@@ -345,23 +397,67 @@ def _season(dates) -> int:
     return 12 if 27 <= days <= 32 else 4 if 88 <= days <= 93 else 52 if 6 <= days <= 8 else 1
 
 
-def _next_date(dates):
-    return future_dates(dates, 1)[0]
-
-
-def future_dates(dates, steps: int) -> list:
-    """The `steps` dates after the last, at the series' own frequency (inferred from its latest dates)."""
+def future_dates(dates, steps: int) -> pd.DatetimeIndex:
+    """The `steps` dates after the last, at the series' own frequency (read off its latest dates)."""
+    recent = dates.to_numpy()[-8:]
+    naive = getattr(dates.dtype, "tz", None) is None  # time zones (and their daylight saving) go to pandas
+    ahead = _calendar_steps(recent, steps) if len(recent) >= 3 and naive else None
+    if ahead is not None:
+        return pd.DatetimeIndex(ahead)
+    # anything else (business days, a series of two dates): pandas' inference, or the last gap
     freq = pd.infer_freq(dates.iloc[-min(len(dates), 8):]) if len(dates) >= 3 else None
     offset = pd.tseries.frequencies.to_offset(freq) if freq else dates.iloc[-1] - dates.iloc[-2]
     found, last = [], dates.iloc[-1]
     for _ in range(steps):
         last = last + offset
         found.append(last)
-    return found
+    return pd.DatetimeIndex(found)
+
+
+def _calendar_steps(recent: np.ndarray, steps: int) -> np.ndarray | None:
+    """The dates after `recent` (datetime64[ns], in order) for a series that steps a whole number of months (on one
+    day of the month, or a fixed time before its end: month ends) or a fixed time (hours, days, weeks); None for
+    other series. In numpy: a served forecast reads the dates of every request."""
+    recent = recent.astype("datetime64[ns]")
+    months = recent.astype("datetime64[M]")
+    month_gaps = np.diff(months.astype(np.int64))
+    ahead = np.arange(1, steps + 1)
+    if month_gaps[0] > 0 and (month_gaps == month_gaps[0]).all():
+        future = months[-1] + month_gaps[0] * ahead
+        into = recent - months.astype("datetime64[ns]")                    # since the month's start
+        before_end = (months + 1).astype("datetime64[ns]") - recent       # until the next month's start
+        if (into == into[0]).all() and into[0] < np.timedelta64(28, "D"):
+            return future.astype("datetime64[ns]") + into[0]
+        if (before_end == before_end[0]).all():
+            return (future + 1).astype("datetime64[ns]") - before_end[0]
+    gaps = np.diff(recent)
+    if gaps[0] > np.timedelta64(0) and (gaps == gaps[0]).all():
+        return recent[-1] + gaps[0] * ahead
+    return None
+
+
+def parse_dates(column: pd.Series) -> pd.Series:
+    """A column's dates, NaT where a value is none. Dates written YYYY-MM-DD[ hh:mm:ss], without a time zone, are
+    read by numpy (a served forecast reads a history's dates with every request; pandas guessing the format takes
+    30 times as long); any other form by pandas, which guesses it."""
+    values = column.to_numpy()
+    if values.dtype == object and len(values) and _plain_iso(values):
+        try:
+            return pd.Series(values.astype("datetime64[ns]"), index=column.index, name=column.name)
+        except ValueError:  # a month 13 and the like: pandas' reader below says which row
+            pass
+    return pd.to_datetime(column, errors="coerce")
+
+
+def _plain_iso(values: np.ndarray) -> bool:
+    if not all(isinstance(v, str) and len(v) >= 7 and v[4] == "-" for v in values):
+        return False
+    times = "".join(v[10:] for v in values)
+    return not any(mark in times for mark in "+-Zz")  # a time zone, which numpy would drop
 
 
 def _dates(frame, column, origin) -> pd.Series:
-    parsed = pd.to_datetime(frame[column], errors="coerce")
+    parsed = parse_dates(frame[column])
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         raise DeepstationError(f"{origin}: row {bad[0] + 1}, column `{column}`: {frame[column].iloc[bad[0]]!r} is not "

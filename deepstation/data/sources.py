@@ -244,9 +244,10 @@ def decode_rows(table: Table, column: str, decode, kind: str, errors: tuple, rea
 
 def require_columns(table: Table, columns: dict[str, str]) -> None:
     """columns: {column: the task field that names it}. Raises naming the first missing one."""
-    have = [str(c) for c in table.frame.columns]
+    present = set(table.frame.columns)  # a set: a new frame's Index builds a hash table for `in`
     for column, field in columns.items():
-        if column not in table.frame.columns:
+        if column not in present:
+            have = [str(c) for c in table.frame.columns]
             raise DeepstationError(f"{table.origin}: column `{column}` (named by {field}) is missing; the columns "
                                    f"are {', '.join(have)}." + did_you_mean(column, have))
 

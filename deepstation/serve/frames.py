@@ -106,7 +106,7 @@ def columns_frame(columns: dict[str, list], task) -> pd.DataFrame:
             cells = np.empty(len(values), dtype=object)
             for i, value in enumerate(values):
                 cells[i] = value
-            data[column] = cells
+            data[column] = pd.Series(cells, dtype=object, copy=False)  # text too: no Arrow strings (pandas 3)
     return pd.DataFrame(data)
 
 

@@ -50,7 +50,8 @@ def error_body(message: str) -> bytes:
 
 class Service:
     """The protocol around one model (a Run, or anything with .predict(frame) and .task; for a task whose rows are
-    time steps of series, .predict(list of frames) too: one frame a request, answered in one pass)."""
+    time steps of series, .predict(list of frames) too: one frame a request, answered in one pass; for a forecast,
+    .predict(list of frames, as_columns=True): answers as {column: values})."""
 
     def __init__(self, model, *, token: str | None = None, max_batch: int = 64, max_wait_ms: float = 2.0,
                  max_body_mb: float = 10.0, max_rows: int = 1000, allowed=None, log=None,
@@ -173,6 +174,7 @@ class Batcher:
         # alone, in one pass; a request counts as many rows as it has series (one without an id column)
         gathered = [i for i in self._task.inputs if i.type == "series" and (i.window or getattr(i, "id", None))]
         self.gathered, self._id = bool(gathered), gathered[0].id if gathered else None
+        self._forecast = any(i.window for i in gathered)  # answered as columns: no DataFrame per request
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="deepstation-batcher", daemon=True)
         self._thread.start()
@@ -225,7 +227,9 @@ class Batcher:
     def _run(self, batch: list, rows: int) -> None:
         self._metrics.batch(rows)
         try:
-            if self.gathered:
+            if self._forecast:
+                results = self._predict([columns_frame(job.columns, self._task) for job in batch], as_columns=True)
+            elif self.gathered:
                 results = self._predict([columns_frame(job.columns, self._task) for job in batch])
             else:
                 columns = batch[0].columns if len(batch) == 1 else \
@@ -242,7 +246,7 @@ class Batcher:
             from deepstation.run import without_blobs
 
             for job, result in zip(batch, results):
-                job.finish(_columns(result, without_blobs(result).columns))
+                job.finish(_columns(result, list(result) if self._forecast else without_blobs(result).columns))
             return
         # plain lists from here: slicing them costs nothing, unlike a DataFrame's
         outputs = _columns(result, [c for c in result.columns if c not in columns])
@@ -283,17 +287,20 @@ def _reword(message: str) -> str:
 
 
 def _columns(frame, names) -> dict[str, list]:
-    """{column: its values as JSON-ready Python objects}; NaN and infinity as null."""
+    """{column: its values as JSON-ready Python objects}; NaN and infinity as null. `frame`: a DataFrame, or a
+    forecast's {column: values}."""
     import numpy as np
 
     found = {}
     for name in names:
-        values = frame[name].to_numpy()
+        values = np.asarray(frame[name])
         if values.dtype.kind == "f":
             values = np.where(np.isfinite(values), values, np.nan).astype(object)
             found[str(name)] = [None if v != v else v for v in values.tolist()]
         elif values.dtype.kind in "biu":
             found[str(name)] = values.tolist()
+        elif values.dtype.kind == "M":  # a forecast's dates, as ISO 8601 text
+            found[str(name)] = [None if v is None else v.isoformat() for v in values.astype("datetime64[us]").tolist()]
         else:
             found[str(name)] = [_plain(v) for v in values.tolist()]
     return found

@@ -516,20 +516,21 @@ class OnnxModel:
         # audio is padded once for the whole table (encode_table), so every batch has as many frames
         return {name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(self.outputs)}
 
-    def predict(self, data, ids=None):
+    def predict(self, data, ids=None, as_columns: bool = False):
         """Predictions for a DataFrame, a CSV/Parquet file, an image or audio file, or a folder of them: the input
         columns, then `<output>_pred` (and `<output>_prob` for categories); a forecasting task in long format
         (id, step, date, forecast, quantiles), as Run.predict gives them. A list of DataFrames gives a list of
-        frames from one pass of the graph, as Run.predict does (for a forecast: a series each)."""
+        frames from one pass of the graph, as Run.predict does (for a forecast: a series each; as_columns: as
+        {column: numpy values})."""
         from deepstation.data.prepare import encode_tables
-        from deepstation.run import input_table, prediction_frame
+        from deepstation.run import input_table, predictions
 
         many = isinstance(data, list)
         tables = [input_table(self.task, d) for d in (data if many else [data])]
         part, tables, bounds = encode_tables(self.codecs, self.targets, tables, self.task, ids)
         raw = self.run(part.features)
         preds = {name: decode_head(kind, raw, name) for name, kind in self.heads}
-        frames = [prediction_frame(self.task, self.targets, t, preds, rows) for t, rows in zip(tables, bounds)]
+        frames = predictions(self.task, self.targets, tables, preds, bounds, as_columns)
         return frames if many else frames[0]
 
 
