@@ -1,8 +1,10 @@
 """Serving on loopback: latency and throughput of `deepstation serve` (torch eager), `deepstation serve --onnx`
-(ONNX Runtime), `mlflow models serve` on the same registered model, and 2 Ray Serve replicas, for the digits CNN,
-the speech model and the airline forecaster; then 10,000 digits requests against `deepstation serve` (errors, RSS).
+(ONNX Runtime), both again with --workers 2, `mlflow models serve` on the same registered model, and 2 Ray Serve
+replicas, for the digits CNN, the speech model and the airline forecaster; then 10,000 digits requests against
+`deepstation serve` (errors, RSS).
 
-    .venv/bin/python benchmarks/bench_serve.py [--models digits,speech,airline] [--servers torch,onnx,mlflow,ray]
+    .venv/bin/python benchmarks/bench_serve.py [--models digits,speech,airline]
+                                               [--servers torch,onnx,torch2,onnx2,mlflow,ray]
                                                [--requests 10000] [--no-write]
 
 Each model is trained briefly (its figures are about serving, not accuracy), tracked into a temporary SQLite store,
@@ -41,7 +43,7 @@ MODELS = {  # name -> (task, epochs): enough to serve, not to score
     "speech": ("examples/speech-digits.yaml", 1),
     "airline": ("examples/airline.yaml", 3),
 }
-SERVERS = ("torch", "onnx", "mlflow", "ray")
+SERVERS = ("torch", "onnx", "torch2", "onnx2", "mlflow", "ray")
 CLIENTS = (1, 8, 32)
 LATENCY_REQUESTS, WARMUP = 300, 30
 
@@ -284,6 +286,8 @@ def main() -> int:
             base = [sys.executable, "-m", "deepstation", "serve", "--port", port, "--quiet", "--device", "cpu"]
             argv = {"torch": base + [run_dir],
                     "onnx": base + ["--onnx", onnx],
+                    "torch2": base + [run_dir, "--workers", 2],
+                    "onnx2": base + ["--onnx", onnx, "--workers", 2],
                     "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/bench-{name}/1",
                                "--env-manager", "local", "--port", port, "--host", "127.0.0.1"],
                     "ray": base + [run_dir, "--replicas", 2]}[server]
@@ -328,7 +332,8 @@ def report(rows, alone, long_run, args, seconds, contention, waited) -> str:
         "same cores). One row a request: a digit's 8x8 numbers, a spoken utterance as a base64 WAV, the airline's "
         f"144-month history (answered with a 36-month forecast). p50/p99: one client, {LATENCY_REQUESTS} requests "
         f"after {WARMUP} of warm-up. req/s: N clients, {args.per_client} requests each (at least 60), keep-alive. "
-        "*torch*: `deepstation serve RUN`; *onnx*: `deepstation serve --onnx` (ONNX Runtime); *mlflow*: `mlflow "
+        "*torch*: `deepstation serve RUN`; *onnx*: `deepstation serve --onnx` (ONNX Runtime); *torch2*, *onnx2*: the "
+        "same with `--workers 2` (two processes on the port, each with a copy of the model); *mlflow*: `mlflow "
         "models serve -m models:/NAME/1 --env-manager local` (the pyfunc flavour); *ray*: `deepstation serve RUN "
         "--replicas 2` (Ray Serve). Targets: digits p50 <= 5 ms (torch); 32 clients >= 3x one client (deepstation's "
         "servers, which batch concurrent requests; MLflow's does not).",

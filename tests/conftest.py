@@ -142,3 +142,16 @@ def user_error(result) -> str:
     assert "Traceback" not in result.stderr, result.stderr
     assert len(lines) == 1, result.stderr
     return lines[0]
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "a condition"):
+    """What `predicate` returns once it is true (polled every 5 ms); fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import cli, image_task, table_task, user_error
+from conftest import cli, image_task, table_task, user_error, wait_until
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -353,13 +353,6 @@ def test_a_too_short_series_in_a_batch_fails_only_its_request(forecast_run):
     _check_refusal("short series", *answers["short"], 400, "has 5 points")
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def _metric(text: str, name: str) -> float:
     return float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1))
 
@@ -576,16 +569,6 @@ def test_help_has_an_example_and_the_server_loads_only_in_serve():
 
 # -- the command ---------------------------------------------------------------------------------------------------
 
-def _wait_for(predicate, timeout=60.0, what="the server"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(runs, tmp_path):
     err = tmp_path / "stderr.txt"
     with open(err, "w") as stderr:
@@ -593,8 +576,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(runs, tmp_path):
                                     "0"], stderr=stderr, stdout=subprocess.DEVNULL,
                                    env={**os.environ, "DEEPSTATION_SERVE_TOKEN": ""})
     try:
-        line = _wait_for(lambda: re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", err.read_text()),
-                         what="the serving line")
+        line = wait_until(lambda: re.search(r"serving .* on http://127\.0\.0\.1:(\d+)", err.read_text()),
+                          what="the serving line")
         port = int(line.group(1))
         body = json.dumps({"instances": [ROW]}).encode()
         request = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -676,8 +659,9 @@ def test_two_ray_serve_replicas_speak_the_same_protocol(runs, tmp_path):
                                     "0", "--replicas", "2", "--max-rows", "5"], stderr=stderr,
                                    stdout=subprocess.DEVNULL, env={**os.environ, "DEEPSTATION_SERVE_TOKEN": TOKEN})
     try:
-        line = _wait_for(lambda: re.search(r"serving .* on http://127\.0\.0\.1:(\d+) with 2 Ray Serve", err.read_text())
-                         or process.poll() is not None, timeout=300, what="Ray Serve")
+        serving = r"serving .* on http://127\.0\.0\.1:(\d+) with 2 Ray Serve"
+        line = wait_until(lambda: re.search(serving, err.read_text()) or process.poll() is not None, timeout=300,
+                          what="Ray Serve")
         assert process.poll() is None, err.read_text()
         port, auth = int(line.group(1)), {"Authorization": f"Bearer {TOKEN}"}
 

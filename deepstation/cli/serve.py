@@ -41,6 +41,9 @@ def add_parser(sub, common):
                    help="CPU threads for the model (default: half the cores; the rest answer HTTP)")
     p.add_argument("--onnx", metavar="FILE", help="serve an ONNX export (from `deepstation export`) on ONNX Runtime")
     p.add_argument("--quiet", action="store_true", help="no access log (one line per request on stderr)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="N processes answering on the port, each with its own copy of the model (default 1; one "
+                        "process runs about one core of Python, whatever the cores)")
     p.add_argument("--replicas", type=positive_int, metavar="N",
                    help="run N replicas as a Ray Serve deployment (local Ray, or --ray-address)")
     p.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster, such as ray://head:10001 or auto")
@@ -94,15 +97,32 @@ def run(args) -> int:
 
         if args.threads:
             raise DeepstationError("--threads: a Ray Serve replica has one CPU thread (num_cpus 1); leave it out")
+        if args.workers > 1:
+            raise DeepstationError("--workers: Ray Serve runs --replicas processes itself; leave --workers out")
         return on_ray.serve(args.run_dir, onnx=args.onnx, host=args.host, port=args.port, replicas=args.replicas,
                             gpus=args.gpus_per_replica or 0, address=args.ray_address, device=args.device,
                             quiet=args.quiet, **options)
+
+    what = f"{args.onnx} (ONNX)" if args.onnx else args.run_dir
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.workers > 1:
+        from deepstation.serve import workers
+
+        sock = workers.listen(args.host, args.port)
+        threads = args.threads or max(1, _cores() // 2 // args.workers)
+        banner = (f"serving {what} on http://{host}:{sock.getsockname()[1]} with {args.workers} workers (POST "
+                  f"/invocations, GET /docs; {'token required' if token else 'no token'}; Ctrl-C stops)")
+        code = workers.serve(sock, args.workers, dict(run_dir=args.run_dir, onnx=args.onnx, device=args.device,
+                                                      threads=threads), options, args.quiet, banner)
+        print("stopped", file=sys.stderr, flush=True)
+        return code
 
     from deepstation.serve.http import Server, Service
 
     model = load_model(args.run_dir, args.onnx, args.device, args.threads)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     service = Service(model, log=log, **options)
+    service.warm()
     try:
         server = Server(service, args.host, args.port)
     except OSError as err:
@@ -113,8 +133,6 @@ def run(args) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # stop accepting, finish the requests in flight, exit 0
         signal.signal(signum, lambda *_: stopping.set())
-    what = f"{args.onnx} (ONNX)" if args.onnx else args.run_dir
-    host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {what} on http://{host}:{server.port} (POST /invocations, GET /docs; "
           f"{'token required' if token else 'no token'}; Ctrl-C stops)", file=sys.stderr, flush=True)
     server.start()

@@ -73,6 +73,7 @@ class Replica:
         model = load_model(None if onnx else self._folder, onnx_file, device, threads=1)  # num_cpus 1 a replica
         log = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
         self.service = Service(model, log=log, **options)
+        self.service.warm()
 
     async def __call__(self, request):
         import asyncio
