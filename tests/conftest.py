@@ -155,3 +155,20 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "a condition"):
             return found
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.005)
+
+
+def as_killed(run_dir: Path, last_write: float | None = None) -> None:
+    """Make a run folder look like one whose process was killed mid-run: "running", with the pid of a process that
+    has exited, on this host; `last_write`: the time its files were last written."""
+    import json
+    import socket
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    info = json.loads((run_dir / "run.json").read_text())
+    info.update(status="running", pid=child.pid, host=socket.gethostname())
+    info.pop("ended", None)
+    (run_dir / "run.json").write_text(json.dumps(info))
+    if last_write is not None:
+        for path in run_dir.iterdir():
+            os.utime(path, (last_write, last_write))

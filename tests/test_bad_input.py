@@ -10,7 +10,6 @@ then one error line) are rows with `usage=True`.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import cli, table_task, user_error
+from conftest import as_killed, cli, table_task, user_error
 
 DROP = object()  # task(key=DROP) removes the key
 
@@ -352,12 +351,6 @@ def _fill(value, ctx: dict):
     return value
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", ""])
-    child.wait()
-    return child.pid
-
-
 def _write(tmp_path: Path, name: str, content, ctx: dict) -> None:
     path = tmp_path / name
     if content is None:  # "name/": a folder
@@ -367,10 +360,7 @@ def _write(tmp_path: Path, name: str, content, ctx: dict) -> None:
     if isinstance(content, RunCopy):
         shutil.copytree(ctx["run"], path)
         if content.killed:
-            info = json.loads((path / "run.json").read_text())
-            info.update(status="running", pid=_dead_pid(), host=socket.gethostname())
-            info.pop("ended", None)
-            (path / "run.json").write_text(json.dumps(info))
+            as_killed(path)
         for name in content.remove:
             (path / name).unlink()
         for name in content.garbage:

@@ -18,14 +18,25 @@ from conftest import table_task
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
-def test_fp16_scales_the_loss_clips_and_learns(table_csv):
+def test_fp16_scales_the_loss_clips_and_learns(table_csv, monkeypatch):
+    norms, clip = [], torch.nn.utils.clip_grad_norm_
+
+    def recording(parameters, max_norm, *args, **kwargs):  # the gradient norms clipping sees, step by step
+        total = clip(parameters, max_norm, *args, **kwargs)
+        norms.append(float(total))
+        return total
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording)
     run = deepstation.train(table_task(table_csv, device="cuda", precision="fp16", grad_clip=1.0, epochs=40,
                                        learning_rate=0.01), track=False)
     assert run.summary["precision"] == "fp16" and run.summary["device"].startswith("cuda")
     prices = pd.read_csv(table_csv)["price"]
     assert run.metrics["test"]["mae"] < 0.25 * float(np.mean(np.abs(prices - prices.mean())))
+    # clipping ran on every step, on unscaled gradients: scaled ones would be the loss scale (65536 at first) larger
+    finite = [n for n in norms if np.isfinite(n)]  # a step that overflowed has inf gradients, and is skipped
+    assert len(norms) >= 40 and len(finite) > len(norms) / 2 and float(np.median(finite)) < 1e3, norms[:20]
     scaler = torch.load(run.dir / "checkpoint.pt", weights_only=True)["scaler"]
-    assert scaler["scale"] > 0  # the GradScaler's state travels with the checkpoint
+    assert {"scale", "growth_factor", "_growth_tracker"} <= set(scaler)  # its state travels with the checkpoint
 
 
 def _history(run_dir):

@@ -7,9 +7,6 @@ import io
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from rich.console import Console
 
 import deepstation
-from conftest import cli, last_json, table_task, write_task
+from conftest import as_killed, cli, last_json, table_task, write_task
 from deepstation.cli.compare import comparison_table
 from deepstation.compare import winners
 from deepstation.errors import DeepstationError
@@ -158,7 +155,7 @@ def test_a_killed_run_is_marked_and_listed_with_its_real_duration(table_csv):
     cursor = json.loads((run.dir / "tracking.json").read_text())
     started = store.get_run(cursor["run_id"]).info.start_time / 1000
     # as a SIGKILL leaves it: run.json says running, its process is gone, the store still has it RUNNING
-    _as_killed(run.dir, last_write=started + 1000.0)
+    as_killed(run.dir, last_write=started + 1000.0)
     (run.dir / "tracking.json").write_text(json.dumps({**cursor, "finished": False, "status": None}))
     store.update_run(cursor["run_id"], status="RUNNING")
 
@@ -173,27 +170,12 @@ def test_a_killed_run_is_marked_and_listed_with_its_real_duration(table_csv):
 def test_a_killed_folder_is_marked_by_whatever_reads_it_first(tmp_path):
     folder = RunFolder.create(tmp_path / "runs", "tiny")
     folder.append_metrics({"epoch": 1, "train": {"loss": 1.0}})
-    _as_killed(folder.path, last_write=1_700_000_000.0)
+    as_killed(folder.path, last_write=1_700_000_000.0)
     with pytest.raises(DeepstationError, match="before it wrote its config.yaml"):
         deepstation.load(folder.path)
     info = json.loads(folder.info.read_text())
     assert info["status"] == "killed" and info["ended"] == "2023-11-14T22:13:20.000+00:00"
     assert not list(folder.path.glob(".*.tmp"))  # atomic: no temporary file left
-
-
-def _as_killed(run_dir: Path, last_write: float) -> None:
-    info = json.loads((run_dir / "run.json").read_text())
-    info.update(status="running", pid=_dead_pid(), host=socket.gethostname())
-    info.pop("ended", None)
-    (run_dir / "run.json").write_text(json.dumps(info))
-    for path in run_dir.iterdir():
-        os.utime(path, (last_write, last_write))
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 # -- progress to a pipe or a file --------------------------------------------------------------------------

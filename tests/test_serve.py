@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import wave
 from pathlib import Path
 
@@ -75,6 +74,12 @@ class Served:
         self.server.start()
         self.port = self.server.port
 
+    def __enter__(self) -> "Served":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop()
+
     def request(self, method="GET", path="/ping", body=b"", headers=None, content_type=None):
         if isinstance(body, (dict, list)):
             body, content_type = json.dumps(body).encode(), content_type or "application/json"
@@ -110,16 +115,14 @@ class Served:
 
 @pytest.fixture(scope="module")
 def table_server(runs):
-    served = Served(runs["table"], max_rows=50, max_body_mb=1)
-    yield served
-    served.server.stop()
+    with Served(runs["table"], max_rows=50, max_body_mb=1) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def image_server(runs):
-    served = Served(runs["image"], allowed=[runs["images"]])
-    yield served
-    served.server.stop()
+    with Served(runs["image"], allowed=[runs["images"]]) as served:
+        yield served
 
 
 class FakeAudioModel:
@@ -142,9 +145,8 @@ class FakeAudioModel:
 
 @pytest.fixture(scope="module")
 def audio_server():
-    served = Served(FakeAudioModel())
-    yield served
-    served.server.stop()
+    with Served(FakeAudioModel()) as served:
+        yield served
 
 
 def _png(seed=0) -> bytes:
@@ -246,8 +248,7 @@ def test_audio_bytes_reach_the_codec(audio_server):
 
 
 def test_concurrent_requests_share_forward_passes(runs):
-    served = Served(runs["table"], max_batch=64, max_wait_ms=50)
-    try:
+    with Served(runs["table"], max_batch=64, max_wait_ms=50) as served:
         barrier, answers = threading.Barrier(16), []
 
         def client(i):
@@ -264,8 +265,6 @@ def test_concurrent_requests_share_forward_passes(runs):
         metrics = served.request("GET", "/metrics")[1].decode()
         passes = int(re.search(r"^deepstation_batch_rows_count (\d+)$", metrics, re.M).group(1))
         assert _metric(metrics, "deepstation_batch_rows_sum") == 16 and passes < 16, metrics
-    finally:
-        served.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +285,8 @@ def forecast_run(tmp_path_factory):
 
 
 class Gated:
-    """A model whose passes wait for `gate`, counted: `entered`, and what each was given (a list's length)."""
+    """A model whose passes wait for `gate`, counted: `entered`, and what each was given (rows of a frame, or frames
+    of a list)."""
 
     def __init__(self, model):
         self.model, self.task, self.gate = model, model.task, threading.Event()
@@ -295,20 +295,19 @@ class Gated:
     def predict(self, data, **options):
         self.entered += 1
         assert self.gate.wait(30)
-        self.passes.append(len(data) if isinstance(data, list) else "a frame")
+        self.passes.append(len(data))
         return self.model.predict(data, **options)
 
 
-def _while_busy(run, first: pd.DataFrame, others: dict) -> tuple[Gated, dict, str]:
-    """Forecast requests (month, sales rows) sent while the model is busy with `first` (its pass waits at the gate
-    until the others have queued up). Returns the model, {name: (status, body)} and the server's /metrics text."""
+def _while_busy(run, first: dict, others: dict) -> tuple[Gated, dict, str]:
+    """Requests (JSON bodies) sent while the model is busy with `first` (its pass waits at the gate until the others
+    have queued up, so that they share the next pass). Returns the model, {name: (status, body)} and the server's
+    /metrics text."""
     model = Gated(run)
-    served = Served(model, max_wait_ms=5000)
-    try:
+    with Served(model, max_wait_ms=5000) as served:
         answers = {}
 
-        def send(name, rows):
-            body = {"dataframe_split": {"columns": ["month", "sales"], "data": rows.values.tolist()}}
+        def send(name, body):
             answers[name] = served.request("POST", "/invocations", body)
 
         threads = [threading.Thread(target=send, args=item) for item in [("first", first), *others.items()]]
@@ -321,8 +320,10 @@ def _while_busy(run, first: pd.DataFrame, others: dict) -> tuple[Gated, dict, st
         for t in threads:
             t.join(30)
         return model, answers, served.request("GET", "/metrics")[1].decode()
-    finally:
-        served.server.stop()
+
+
+def _history(rows: pd.DataFrame) -> dict:
+    return {"dataframe_split": {"columns": ["month", "sales"], "data": rows.values.tolist()}}
 
 
 def test_concurrent_forecasts_of_different_series_share_one_pass(forecast_run):
@@ -330,7 +331,8 @@ def test_concurrent_forecasts_of_different_series_share_one_pass(forecast_run):
     as the run gives it for that history alone."""
     run, sales = forecast_run
     histories = {"long": sales, "doubled": sales.iloc[:40].assign(sales=lambda f: 2 * f["sales"])}
-    model, answers, metrics = _while_busy(run, sales.iloc[:30], histories)
+    model, answers, metrics = _while_busy(run, _history(sales.iloc[:30]),
+                                          {name: _history(rows) for name, rows in histories.items()})
     assert model.passes == [1, 2]
     assert _metric(metrics, "deepstation_batch_rows_sum") == 3  # series per pass: 1, then 2
     assert _metric(metrics, "deepstation_batch_rows_count") == 2
@@ -347,7 +349,8 @@ def test_concurrent_forecasts_of_different_series_share_one_pass(forecast_run):
 
 def test_a_too_short_series_in_a_batch_fails_only_its_request(forecast_run):
     run, sales = forecast_run
-    model, answers, _ = _while_busy(run, sales, {"good": sales.iloc[:20], "short": sales.iloc[:5]})
+    model, answers, _ = _while_busy(run, _history(sales), {"good": _history(sales.iloc[:20]),
+                                                           "short": _history(sales.iloc[:5])})
     assert model.passes == [1, 2, 1, 1]  # the pass of two fails, then each runs alone
     assert answers["first"][0] == answers["good"][0] == 200
     _check_refusal("short series", *answers["short"], 400, "has 5 points")
@@ -358,8 +361,7 @@ def _metric(text: str, name: str) -> float:
 
 
 def test_metrics_count_requests_errors_and_latency(runs):
-    served = Served(runs["table"], max_body_mb=1)
-    try:
+    with Served(runs["table"], max_body_mb=1) as served:
         for _ in range(3):
             served.predict({"instances": [ROW]})
         served.request("POST", "/invocations", {"instances": [{"x1": 1}]})
@@ -374,8 +376,6 @@ def test_metrics_count_requests_errors_and_latency(runs):
         assert _metric(text, "deepstation_request_seconds_count") == 5
         assert _metric(text, 'deepstation_request_seconds_bucket{le="+Inf"}') == 5
         assert "# TYPE deepstation_batch_rows histogram" in text
-    finally:
-        served.server.stop()
 
 
 # -- bad requests --------------------------------------------------------------------------------------------------
@@ -503,34 +503,20 @@ def test_bad_requests_are_refused_with_one_json_line_and_the_next_is_served(tabl
 
 def test_a_bad_row_in_a_batch_fails_only_its_request(runs):
     """Two requests in one pass, one with a value the codec refuses only when it decodes: the other is served."""
-    served = Served(runs["image"], max_wait_ms=200)
-    try:
-        truncated = _broken_pixels()
-        results = {}
-        barrier = threading.Barrier(2)
-
-        def send(name, value):
-            barrier.wait()
-            results[name] = served.request("POST", "/invocations", {"instances": [_b64(value)]})
-
-        threads = [threading.Thread(target=send, args=a) for a in (("good", _png()), ("bad", truncated))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        assert results["good"][0] == 200
-        _check_refusal("broken pixels", *results["bad"], 400, "column `path`")
-        message = json.loads(results["bad"][1])["error"]
-        assert "cannot decode image" in message and "row 1 of the request" in message, message
-    finally:
-        served.server.stop()
+    image = {"instances": [_b64(_png())]}
+    model, results, _ = _while_busy(runs["image"], image, {"good": image,
+                                                           "bad": {"instances": [_b64(_broken_pixels())]}})
+    assert model.passes == [1, 2, 1, 1]  # the pass of both fails, then each runs alone
+    assert results["first"][0] == results["good"][0] == 200
+    _check_refusal("broken pixels", *results["bad"], 400, "column `path`")
+    message = json.loads(results["bad"][1])["error"]
+    assert "cannot decode image" in message and "row 1 of the request" in message, message
 
 
 # -- security ----------------------------------------------------------------------------------------------------
 
 def test_token_is_required_compared_and_never_logged(runs):
-    served = Served(runs["table"], token=TOKEN)
-    try:
+    with Served(runs["table"], token=TOKEN) as served:
         body = {"instances": [ROW]}
         for headers, why in (({}, "missing"), ({"Authorization": "Bearer wrong"}, "wrong"),
                              ({"Authorization": f"Basic {TOKEN}"}, "wrong"),
@@ -542,8 +528,6 @@ def test_token_is_required_compared_and_never_logged(runs):
         status, answer = served.request("POST", "/invocations", body, headers={"Authorization": f"Bearer {TOKEN}"})
         assert status == 200 and "price_pred" in json.loads(answer)["predictions"][0]
         assert served.log and not any(TOKEN in line or "Authorization" in line for line in served.log)
-    finally:
-        served.server.stop()
 
 
 def test_another_host_needs_a_token_or_insecure(runs, monkeypatch):

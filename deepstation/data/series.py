@@ -177,10 +177,12 @@ def _series_windows(s, inp, out, mode, w, least, h, valid, how, origin) -> dict[
     dates = s["dates"]
     if dates is None:
         starts = _cells([None] * count)
+    elif getattr(dates.dtype, "tz", None) is not None:  # Timestamps that keep their zone
+        starts = _cells([dates.iloc[t] if t < n else future_dates(dates, 1)[0] for t in origins])
     else:
-        known = dates.to_numpy().astype("datetime64[ns]")
-        starts = np.asarray([known[t] if t < n else future_dates(dates, 1).to_numpy()[0] for t in origins],
-                            dtype="datetime64[ns]")
+        starts = dates.to_numpy().astype("datetime64[ns]")[np.minimum(origins, n - 1)]
+        if (origins >= n).any():  # predicting: the origin is the step after the last
+            starts[origins >= n] = future_dates(dates, 1).to_numpy()[0]
     return {inp.name: _cells(relative.astype(np.float32)), out.column: goals, LEVEL: target_level,
             SCALE: np.full(count, s["scale"]), SPLIT: _cells(splits), ORIGIN: starts, SERIES: _cells([s["id"]] * count)}
 
