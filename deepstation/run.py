@@ -18,6 +18,7 @@ import re
 import socket
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -98,9 +99,26 @@ class RunFolder:
         return found
 
     def write_info(self, **fields) -> None:
-        info = self.read(self.info) if self.info.exists() else {}
-        info.update(fields)
-        files.write_json(self.info, {k: v for k, v in info.items() if v is not None})  # None: a field dropped
+        with self._claim():
+            info = self.read(self.info) if self.info.exists() else {}
+            info.update(fields)
+            files.write_json(self.info, {k: v for k, v in info.items() if v is not None})  # None: a field dropped
+
+    @contextmanager
+    def _claim(self):
+        """run.json to this process alone while it reads and rewrites it: an advisory lock on the folder, so that a
+        resume taking the folder over and a reader marking the run killed cannot interleave."""
+        try:
+            import fcntl
+        except ImportError:  # not on Linux or macOS: no lock
+            yield
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with it
 
     def status(self) -> str:
         """completed, failed, interrupted, running, or killed: a 'running' run whose process is gone (SIGKILL, out of
@@ -114,10 +132,11 @@ class RunFolder:
 
     def _mark_killed(self, pid) -> None:
         try:
-            info = files.read_json(self.info)  # again, just before writing: a resume may have taken the folder over
-            if info.get("status") != "running" or info.get("pid") != pid:
-                return
-            files.write_json(self.info, {**info, "status": "killed", "ended": self.last_write()})
+            with self._claim():
+                info = files.read_json(self.info)  # again, under the lock: a resume may have taken the folder over
+                if info.get("status") != "running" or info.get("pid") != pid:
+                    return
+                files.write_json(self.info, {**info, "status": "killed", "ended": self.last_write()})
         except (OSError, ValueError):  # a folder this user cannot write to: status() says killed at each read
             pass
 
@@ -234,8 +253,6 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
 
     table = read_task_source(task)
     task = expand_patterns(task, table)  # "v*" -> the columns it names, as the run's config.yaml keeps them
-    if tracker is not None:
-        tracker.task = task  # its params too
     data = prepare(task, table)
     notes = _check_data(task, data)  # refusals before any folder is made; warnings go to stderr and summary.json
     if task.data.split.backtest > 1 and data.forecast:
@@ -259,7 +276,7 @@ def train(task, *, epochs: int | None = None, device: str | None = None, runs_di
     began = time.perf_counter()
     try:
         if tracker is not None:  # the MLflow run: created (or reopened on resume), params, tags, environment
-            tracker.start(folder, str(plan.device), resume=resume is not None)
+            tracker.start(task, folder, str(plan.device), resume=resume is not None)
         store = tracker.wrap(folder) if tracker is not None else folder  # each epoch's line goes on to the store
         outcome = _fit(task, model, data, plan, store, progress or Silent(), state)
     except TrainingError as err:

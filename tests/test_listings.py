@@ -178,6 +178,27 @@ def test_a_killed_folder_is_marked_by_whatever_reads_it_first(tmp_path):
     assert not list(folder.path.glob(".*.tmp"))  # atomic: no temporary file left
 
 
+def test_a_resume_that_takes_the_folder_over_is_not_marked_killed(tmp_path):
+    """A reader that finds the run dead marks it under the folder's lock, after reading run.json again: a resume
+    that claimed the folder meanwhile (here: while the test holds the lock) keeps it."""
+    import threading
+
+    folder = RunFolder.create(tmp_path / "runs", "tiny")
+    as_killed(folder.path)
+    seen = []
+    with folder._claim():
+        reader = threading.Thread(target=lambda: seen.append(RunFolder(folder.path).status()))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive()  # waiting for the lock, before it writes anything
+        info = json.loads(folder.info.read_text())
+        folder.info.write_text(json.dumps({**info, "pid": os.getpid()}))  # the resume's claim, as write_info makes it
+    reader.join(10)
+    assert seen == ["killed"]  # what it saw when it read: a dead process
+    info = json.loads(folder.info.read_text())
+    assert info["status"] == "running" and info["pid"] == os.getpid() and "ended" not in info
+
+
 # -- progress to a pipe or a file --------------------------------------------------------------------------
 
 

@@ -476,7 +476,7 @@ def concurrent_runs(uri: str, experiment: str, tmp_path, n_runs=8, epochs=20) ->
             tracker.SYNC_EVERY_S = 0.0
             folder = RunFolder.create(tmp_path / "runs", f"concurrent{i}")
             barrier.wait()
-            tracker.start(folder, "cpu")
+            tracker.start(task, folder, "cpu")
             store = tracker.wrap(folder)
             for epoch in range(1, epochs + 1):
                 store.append_metrics({"epoch": epoch, "lr": 0.1, "train": {"loss": 1.0 / epoch},

@@ -76,9 +76,10 @@ class Tracker:
     def run_id(self) -> str | None:
         return self.cursor["run_id"] if self.cursor else None
 
-    def start(self, folder, device: str, resume: bool = False) -> None:
-        """Create the MLflow run (or, on resume, reopen the folder's own) and log params, tags, environment."""
-        self.folder, self.device, self._began = folder, device, time.monotonic()
+    def start(self, task, folder, device: str, resume: bool = False) -> None:
+        """Create the MLflow run (or, on resume, reopen the folder's own) and log params, tags, environment. `task`:
+        the task as the run's config.yaml keeps it (column patterns expanded), whose params are logged."""
+        self.task, self.folder, self.device, self._began = task, folder, device, time.monotonic()
         cursor = read_cursor(folder.path)
         params = params_of(self.task)
         try:
