@@ -74,6 +74,10 @@ def test_ucr_tsv_pair_unequal_lengths_valid_carved_and_predicted(tmp_path):
     predicted = pd.read_csv(pd.io.common.StringIO(cli("predict", summary["run_dir"], tmp_path / "W_TEST.tsv",
                                                       check=0).stdout))
     assert len(predicted) == 20 and set(predicted["kind_pred"].astype(str)) <= {"1", "2"}
+    # each series' own steps travel with it into the model, and into its ONNX export (checked against torch)
+    cli("export", summary["run_dir"], "-o", tmp_path / "w.onnx", check=0)
+    exported = json.loads((tmp_path / "w.json").read_text())
+    assert "wave.steps" in [i["name"] for i in exported["inputs"]] and exported["max_abs_diff"] < 1e-4
 
 
 def test_ts_multivariate_unequal_series_column_and_dimension_pattern(tmp_path):

@@ -142,6 +142,43 @@ def test_cnn1d_kernel_dilation_and_pooling_keep_the_steps(pool, temporal):
         assert found.shape == (3, encoder.out_dim) and encoder.out_dim == 16 * (2 if pool == "meanmax" else 1)
 
 
+@pytest.mark.parametrize("kind, options", [("cnn1d", {"pool": "meanmax", "kernel": 5, "dilation": 2}),
+                                           ("cnn1d", {"pool": "mean", "stride": 3}), ("gru", {})])
+def test_a_padded_series_is_summarised_over_its_own_steps(kind, options):
+    """Series of 7 and 20 steps read together (the short one padded): the short one's summary is what it would be
+    read alone, so the padding does not dilute it; a run trained before `masked` keeps its old reading."""
+    import torch
+
+    from deepstation.config import SeriesInput
+    from deepstation.data.series import SeriesCodec
+    from deepstation.data.sources import Table
+    from deepstation.models.encoders import build_encoder
+    from deepstation.config import load_task
+
+    spec = SeriesInput(name="wave", type="series", columns=["series"], normalize="both")
+    rng = np.random.default_rng(0)
+    short, long = rng.normal(size=(7, 1)).astype(np.float32), rng.normal(size=(20, 1)).astype(np.float32)
+    codec = SeriesCodec(spec)
+    raw, _ = codec.read(Table(pd.DataFrame({"series": [short, long]}), "t", None))
+    codec.fit(raw)
+    assert codec.state["masked"]
+    both = codec.encode(raw)
+    assert both["steps"].tolist() == [7, 20]
+    task = load_task({"name": "t", "data": {"source": "x.csv"}, "inputs": [{"name": "wave", "type": "series",
+                      "columns": ["series"]}], "outputs": [{"name": "y", "type": "category", "column": "y"}],
+                      "model": {"encoders": {"wave": {"kind": kind, "width": 4, "depth": 2, **options}}}})
+    torch.manual_seed(0)
+    encoder = build_encoder(task.model.encoders["wave"], codec.shape()).eval()
+    alone = {"x": both["x"][:1, :7], "cal": both["cal"][:1]}  # the short series' own steps, nothing after them
+    with torch.no_grad():
+        together, by_itself = encoder(both)[0], encoder(alone)[0]
+        unmasked = encoder({k: v for k, v in both.items() if k != "steps"})[0]
+    assert torch.allclose(together, by_itself, atol=1e-5)
+    assert not torch.allclose(unmasked, by_itself, atol=1e-3)  # without its steps the padding counts
+    old = SeriesCodec(spec, {k: v for k, v in codec.state.items() if k != "masked"})
+    assert "steps" not in old.encode(raw)
+
+
 def test_copper_and_cpi_are_dated_price_series():
     from deepstation.data.sources import read_source
 

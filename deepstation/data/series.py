@@ -601,6 +601,8 @@ class SeriesCodec:
         if lengths is not None and len(lengths) and (lengths.min() != lengths.max() or lengths.max() != length):
             self.state["unequal"] = {"shortest": int(lengths.min()), "longest": int(lengths.max()),
                                      "how": self.spec.unequal}
+            # padded series tell the model their own steps: it summarises over those, not over the padding
+            self.state["masked"] = self.spec.unequal == "pad"
         if "id" in raw:  # index 0 is for a series never seen in training
             self.state.update(ids=sorted(set(raw["id"].tolist())), embed=self.spec.embed_id)
 
@@ -628,6 +630,10 @@ class SeriesCodec:
                                    f"trained on length {self.state['length']}")
         x = np.nan_to_num(x, nan=0.0)  # the padding: the channel's mean
         found = {"x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), "cal": torch.from_numpy(raw["cal"])}
+        if self.state.get("masked"):  # each series' own steps, at most the length it was brought to
+            lengths = raw.get("lengths")
+            own = np.full(len(x), x.shape[1]) if lengths is None else np.minimum(lengths, x.shape[1])
+            found["steps"] = torch.from_numpy(own.astype(np.int64))
         if self.state.get("ids"):
             index = {name: i + 1 for i, name in enumerate(self.state["ids"])}
             found["id"] = torch.tensor([index.get(v, 0) for v in raw["id"].tolist()], dtype=torch.long)

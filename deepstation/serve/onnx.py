@@ -107,7 +107,8 @@ PARTS = {  # what each codec's encode() gives
     "table": lambda c: ["num", "cat"],
     "image": lambda c: ["x"],
     "audio": lambda c: ["wave", "samples"],
-    "series": lambda c: ["x", "cal"] + (["id"] if c.state.get("ids") else []),
+    "series": lambda c: ["x", "cal", *(["steps"] if c.state.get("masked") else []),
+                         *(["id"] if c.state.get("ids") else [])],
 }
 
 
@@ -140,6 +141,8 @@ def _sample(codecs: dict, layout: list, batch: int, seed: int, short: bool = Fal
             made.append(torch.randn(batch, shape["length"], shape["channels"], generator=g))
         elif part == "cal":
             made.append(torch.randn(batch, shape["calendar"], generator=g))
+        elif part == "steps":  # each series' own steps: some padded, one whole
+            made.append(torch.tensor([shape["length"] - (7 * i) % shape["length"] for i in range(batch)]))
         else:
             made.append(torch.randint(0, shape["ids"], (batch,), generator=g))
     return tuple(made)

@@ -9,17 +9,40 @@ from deepstation.models.encoders import ACTIVATIONS, Covariates, register
 
 
 class _Series(nn.Module):
-    """Shared ending: steps [batch, time, dim] -> (steps, lengths) in temporal mode, else the last step's
-    summary (mean over time) with the calendar features."""
+    """Shared ending: steps [batch, time, dim] -> (steps, lengths) in temporal mode, else a summary over time
+    with the calendar features. Series padded to one length come with x["steps"], each one's own steps: the
+    summary is then over those alone (`stride`: the steps the body's output advances per input step)."""
+
+    stride = 1
 
     def finish(self, steps: torch.Tensor, x: dict):
         if self.temporal:
             lengths = torch.full((steps.shape[0],), steps.shape[1], dtype=torch.long, device=steps.device)
             return steps, lengths
-        return torch.cat([self.summarise(steps), self.covariates(x)], dim=1)
+        return torch.cat([self.summarise(steps, self._valid(steps, x)), self.covariates(x)], dim=1)
 
-    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
+    def _valid(self, steps: torch.Tensor, x: dict) -> torch.Tensor | None:
+        """[batch, time] True where a step is the series' own (not padding); None when every step is."""
+        if "steps" not in x:
+            return None
+        own = torch.div(x["steps"] + (self.stride - 1), self.stride, rounding_mode="floor").clamp(1, steps.shape[1])
+        return torch.arange(steps.shape[1], device=steps.device)[None, :] < own[:, None]
+
+    def summarise(self, steps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        return _mean(steps, valid)
+
+
+def _mean(steps: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    if valid is None:
         return steps.mean(dim=1)
+    weights = valid.to(steps.dtype)[:, :, None]
+    return (steps * weights).sum(dim=1) / weights.sum(dim=1)
+
+
+def _max(steps: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    if valid is None:
+        return steps.amax(dim=1)
+    return steps.masked_fill(~valid[:, :, None], float("-inf")).amax(dim=1)
 
 
 @register("cnn1d", temporal=True)
@@ -35,21 +58,30 @@ class CNN1d(_Series):
                        nn.BatchNorm1d(out), ACTIVATIONS[config.activation]()]
             channels = out
         self.body, self.dropout, self.temporal = nn.Sequential(*layers), nn.Dropout(config.dropout), temporal
-        self.pool = config.pool
+        self.pool, self.stride = config.pool, config.stride
         self.covariates = Covariates(shape)
         pooled = channels * (2 if self.pool == "meanmax" and not temporal else 1)
         self.out_dim = pooled + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
-        steps = self.body(x["x"].transpose(1, 2)).transpose(1, 2)  # convolve over time
-        return self.finish(self.dropout(steps), x)
+        h = x["x"].transpose(1, 2)  # convolve over time
+        if "steps" not in x:
+            return self.finish(self.dropout(self.body(h).transpose(1, 2)), x)
+        # padded series: each layer's output past a series' own steps is zeroed, as the convolutions' own padding,
+        # so that a padded series reads as it would alone
+        valid = None
+        for i in range(0, len(self.body), 3):  # convolution, batch norm, activation
+            h = self.body[i + 2](self.body[i + 1](self.body[i](h)))
+            valid = self._valid(h.transpose(1, 2), x) if valid is None else valid
+            h = h * valid[:, None, :].to(h.dtype)
+        return self.finish(self.dropout(h.transpose(1, 2)), x)
 
-    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
+    def summarise(self, steps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         if self.pool == "max":
-            return steps.amax(dim=1)
+            return _max(steps, valid)
         if self.pool == "meanmax":
-            return torch.cat([steps.mean(dim=1), steps.amax(dim=1)], dim=1)
-        return steps.mean(dim=1)
+            return torch.cat([_mean(steps, valid), _max(steps, valid)], dim=1)
+        return _mean(steps, valid)
 
 
 @register("gru", temporal=True)
@@ -66,8 +98,11 @@ class GRU(_Series):
         steps, _ = self.rnn(x["x"])
         return self.finish(steps, x)
 
-    def summarise(self, steps: torch.Tensor) -> torch.Tensor:
-        return steps[:, -1]  # the state after the last observed step
+    def summarise(self, steps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        if valid is None:
+            return steps[:, -1]  # the state after the last observed step
+        last = valid.sum(dim=1) - 1  # each series' own last step
+        return steps[torch.arange(steps.shape[0], device=steps.device), last]
 
 
 @register("transformer", temporal=True)
