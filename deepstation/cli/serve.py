@@ -108,11 +108,16 @@ def run(args) -> int:
     if args.workers > 1:
         from deepstation.serve import workers
 
+        run_dir = args.run_dir
+        if run_dir is not None and str(run_dir).startswith("models:/"):
+            from deepstation.track.registry import resolve
+
+            run_dir = resolve(str(run_dir))  # once, here: every worker loads the same version from one local copy
         sock = workers.listen(args.host, args.port)
         threads = args.threads or max(1, _cores() // 2 // args.workers)
         banner = (f"serving {what} on http://{host}:{sock.getsockname()[1]} with {args.workers} workers (POST "
                   f"/invocations, GET /docs; {'token required' if token else 'no token'}; Ctrl-C stops)")
-        code = workers.serve(sock, args.workers, dict(run_dir=args.run_dir, onnx=args.onnx, device=args.device,
+        code = workers.serve(sock, args.workers, dict(run_dir=run_dir, onnx=args.onnx, device=args.device,
                                                       threads=threads), options, args.quiet, banner)
         print("stopped", file=sys.stderr, flush=True)
         return code

@@ -26,6 +26,7 @@ LEVEL = "__level__"
 ORIGIN = "__origin__"  # the date of the first forecast step, where dates are known
 SERIES = "__series__"  # the series' id (None for a single series)
 SCALE = "__scale__"    # the series' in-sample seasonal naive error: MASE's yardstick
+NS_FIRST, NS_LAST = np.datetime64("1677-09-22", "us"), np.datetime64("2262-04-11", "us")  # pandas' usual dates
 
 
 def forecasting_input(task):
@@ -445,9 +446,12 @@ def parse_dates(column: pd.Series) -> pd.Series:
     values = column.to_numpy()
     if values.dtype == object and len(values) and _plain_iso(values):
         try:
-            return pd.Series(values.astype("datetime64[ns]"), index=column.index, name=column.name)
+            found = values.astype("datetime64[us]")
         except ValueError:  # a month 13 and the like: pandas' reader below says which row
-            pass
+            found = None
+        # nanoseconds reach from 1677 to 2262 only (numpy would wrap a year 3000 round); pandas reads the others
+        if found is not None and not ((found < NS_FIRST) | (found > NS_LAST)).any():
+            return pd.Series(found.astype("datetime64[ns]"), index=column.index, name=column.name)
     return pd.to_datetime(column, errors="coerce")
 
 

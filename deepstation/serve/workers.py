@@ -59,8 +59,12 @@ def serve(sock: socket.socket, workers: int, load: dict, options: dict, quiet: b
 
 
 def _run(procs: list, ready, stop, halt: threading.Event, banner: str) -> int:
-    for proc in procs:
-        proc.start()
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers start with Ctrl-C ignored, as they keep it
+    try:
+        for proc in procs:
+            proc.start()
+    finally:
+        signal.signal(signal.SIGINT, handler)
     failed = refused = None
     started = 0
     while started < len(procs) and not halt.is_set() and failed is None:

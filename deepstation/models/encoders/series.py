@@ -67,8 +67,10 @@ class CNN1d(_Series):
         h = x["x"].transpose(1, 2)  # convolve over time
         if "steps" not in x:
             return self.finish(self.dropout(self.body(h).transpose(1, 2)), x)
-        # padded series: each layer's output past a series' own steps is zeroed, as the convolutions' own padding,
-        # so that a padded series reads as it would alone
+        # padded series: the input and each layer's output past a series' own steps are zeroed, as the
+        # convolutions' own padding, so that a padded series reads as it would alone
+        own = torch.arange(h.shape[2], device=h.device)[None, :] < x["steps"][:, None]
+        h = h * own[:, None, :].to(h.dtype)
         valid = None
         for i in range(0, len(self.body), 3):  # convolution, batch norm, activation
             h = self.body[i + 2](self.body[i + 1](self.body[i](h)))
@@ -120,4 +122,7 @@ class Transformer(_Series):
         self.out_dim = config.width + (0 if temporal else self.covariates.out_dim)
 
     def forward(self, x: dict):
-        return self.finish(self.body(self.embed(x["x"]) + self.position), x)
+        h = self.embed(x["x"]) + self.position
+        if "steps" in x:  # padded series: attention and the summary over each one's own steps
+            return self.finish(self.body(h, src_key_padding_mask=~self._valid(h, x)), x)
+        return self.finish(self.body(h), x)
