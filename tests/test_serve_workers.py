@@ -123,6 +123,7 @@ def test_a_warm_service_starts_with_empty_metrics(run):
     try:
         assert service.warm()
         text = service.metrics.text()
-        assert "deepstation_requests_total{" not in text
+        assert "deepstation_requests_total{" not in text  # it went past handle(), which counts requests
+        assert re.search(r"^deepstation_batch_rows_count 0$", text, re.M), text  # and its pass is forgotten
     finally:
         service.close()

@@ -62,11 +62,11 @@ def _windows_table(found: list, table):
 
     parts = [part for samples, _ in found for part in samples]
     samples = pd.DataFrame({k: _join([part[k] for part in parts]) for k in parts[0]})
-    facts = found[0][1] if len(found) == 1 else {
-        **found[0][1], **{k: None if found[0][1][k] is None else [v for _, f in found for v in f[k]]
-                          for k in ("ids", "skipped", "history", "dates")},
-        "scale": np.concatenate([f["scale"] for _, f in found])}
-    samples.attrs["forecast"] = Facts(facts)
+    first = found[0][1]  # the task's settings, the same for every table; the per-series lists joined
+    samples.attrs["forecast"] = Facts({
+        **first, **{k: None if first[k] is None else [v for _, f in found for v in f[k]]
+                    for k in ("ids", "skipped", "history", "dates")},
+        "scale": np.concatenate([f["scale"] for _, f in found])})
     return Table(samples, table.origin, table.base_dir)
 
 

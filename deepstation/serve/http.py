@@ -74,7 +74,7 @@ class Service:
 
     def warm(self) -> bool:
         """Answer one request made up from what the model's codecs learned (pyfunc's input example) before the
-        server says it is ready: the first request would otherwise pay for imports and first allocations (2 s
+        server says it is ready: the first request would otherwise pay for imports and first allocations (seconds,
         for a forecast on ONNX Runtime). Past the token check, not counted in /metrics. False when the model gives
         no example or the request fails (said on stderr: the server starts all the same)."""
         from deepstation.serve.examples import example_frame

@@ -23,13 +23,17 @@ class _Series(nn.Module):
 
     def _valid(self, steps: torch.Tensor, x: dict) -> torch.Tensor | None:
         """[batch, time] True where a step is the series' own (not padding); None when every step is."""
-        if "steps" not in x:
-            return None
-        own = torch.div(x["steps"] + (self.stride - 1), self.stride, rounding_mode="floor").clamp(1, steps.shape[1])
-        return torch.arange(steps.shape[1], device=steps.device)[None, :] < own[:, None]
+        return _own(x["steps"], steps.shape[1], self.stride) if "steps" in x else None
 
     def summarise(self, steps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         return _mean(steps, valid)
+
+
+def _own(steps: torch.Tensor, length: int, stride: int = 1) -> torch.Tensor:
+    """[batch, length] True at the positions that hold a series' own `steps` (of the input, `stride` of them to a
+    position)."""
+    own = torch.div(steps + (stride - 1), stride, rounding_mode="floor").clamp(1, length)
+    return torch.arange(length, device=steps.device)[None, :] < own[:, None]
 
 
 def _mean(steps: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
@@ -69,13 +73,10 @@ class CNN1d(_Series):
             return self.finish(self.dropout(self.body(h).transpose(1, 2)), x)
         # padded series: the input and each layer's output past a series' own steps are zeroed, as the
         # convolutions' own padding, so that a padded series reads as it would alone
-        own = torch.arange(h.shape[2], device=h.device)[None, :] < x["steps"][:, None]
-        h = h * own[:, None, :].to(h.dtype)
-        valid = None
+        h = h * _own(x["steps"], h.shape[2])[:, None, :].to(h.dtype)
         for i in range(0, len(self.body), 3):  # convolution, batch norm, activation
             h = self.body[i + 2](self.body[i + 1](self.body[i](h)))
-            valid = self._valid(h.transpose(1, 2), x) if valid is None else valid
-            h = h * valid[:, None, :].to(h.dtype)
+            h = h * _own(x["steps"], h.shape[2], self.stride)[:, None, :].to(h.dtype)
         return self.finish(self.dropout(h.transpose(1, 2)), x)
 
     def summarise(self, steps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
